@@ -1,0 +1,43 @@
+"""prift: SFT-then-RL post-training toolkit.
+
+`prift <command> [options]`: one subcommand per stage. Each command module registers itself in `COMMANDS` and is
+imported lazily, so `prift --help` stays fast and a stage's heavy imports load only when it runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+__version__ = "0.1.0"
+
+# command name -> (module path, one-line description). Each module exposes `main(argv: list[str]) -> int`.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "sft": ("prift.sft.cli", "token-priority SFT (nll, dft, prift_prob, prift_mass, ...) with a reference-signal cache"),
+    "demo": ("prift.recipes.demo", "the CPU demo recipe on the embedded SmolLM2-135M"),
+}
+
+
+def _usage() -> str:
+    width = max(len(name) for name in COMMANDS)
+    lines = [f"prift {__version__}: SFT-then-RL post-training toolkit", "", "usage: prift <command> [options]", ""]
+    lines += [f"  {name:<{width}}  {desc}" for name, (_, desc) in COMMANDS.items()]
+    lines += ["", "`prift <command> --help` documents every option of that command."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    if argv[0] == "--version":
+        print(__version__)
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"prift: unknown command {name!r}; valid commands: {', '.join(COMMANDS)}\n", file=sys.stderr)
+        print(_usage(), file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    return int(module.main(rest) or 0)

@@ -1,0 +1,5 @@
+import sys
+
+from prift import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""prift.eval: benchmarks, generation backends, metrics, reports."""

@@ -1,0 +1,1 @@
+"""prift.recipes: YAML recipes and the pipeline that chains the stages."""

@@ -1,0 +1,1 @@
+"""prift.rl: GRPO/DAPO stage on TRL (dynamic sampling, overlong shaping, budgets, rollouts)."""

@@ -1,0 +1,1 @@
+"""prift.sft: token-priority SFT (signals, priority rules, signal sources, reference cache, trainer)."""
