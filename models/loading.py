@@ -1,0 +1,66 @@
+"""Model and tokenizer loading: a hub id, a local folder, or the embedded SmolLM2 default.
+
+`resolve_model_path(name)` turns what a user wrote into something `from_pretrained` accepts and raises a
+`FileNotFoundError` naming the input when it is neither a local checkpoint, nor the embedded alias, nor
+plausibly a hub id. Loading never silently falls back to another model.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+
+from prift.models.embedded import EMBEDDED_ALIASES, embedded_checkpoint
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+          "float16": torch.float16, "fp16": torch.float16}
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """Map the embedded alias to its converted checkpoint, check local folders, pass hub ids through."""
+    if name_or_path in EMBEDDED_ALIASES:
+        return str(embedded_checkpoint())
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"model path {name_or_path!r} exists but has no config.json (not an HF checkpoint)")
+        return str(path)
+    if _HUB_ID.match(name_or_path):
+        return name_or_path
+    raise FileNotFoundError(
+        f"model {name_or_path!r} is not a local checkpoint folder, not a hub id (owner/name), and not the embedded "
+        f"default ({', '.join(EMBEDDED_ALIASES[:2])})"
+    )
+
+
+def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
+    """`auto` or None -> bf16 on a CUDA device that supports it, else fp32."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype in (None, "auto"):
+        cuda_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if cuda_bf16 else torch.float32
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; valid: auto, {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def load_tokenizer(name_or_path: str):
+    """Load a tokenizer and make sure it has a pad token (eos when missing)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(name_or_path))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_causal_lm(name_or_path: str, dtype: str | torch.dtype | None = "auto", device: str | None = None):
+    """Load a causal LM for training or scoring; `device=None` leaves placement to the caller (Trainer/accelerate)."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(resolve_model_path(name_or_path), dtype=resolve_dtype(dtype))
+    return model.to(device) if device is not None else model
