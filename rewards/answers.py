@@ -1,0 +1,104 @@
+"""Final-answer extraction from free-form completions, and the exact numeric fast path.
+
+Extraction order (first that finds something wins, each takes the *last* occurrence in the text):
+
+1. ``\\boxed{...}`` / ``\\fbox{...}`` (balanced braces; also ``\\boxed 5``),
+2. ``#### N`` (GSM8K),
+3. "the answer is X" / "answer: X" (up to the end of the sentence or line),
+4. the last number in the text.
+
+The numeric fast path reads GSM8K-style answers exactly, as a :class:`fractions.Fraction`: thousands commas,
+``$``/``\\$``, ``%``/``\\%``, surrounding ``$...$`` and a trailing ``.`` are ignored, so ``"1,000.0"`` and
+``"1000"`` are the same number. Anything else (fractions, LaTeX, units, sets) is left to math-verify.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from fractions import Fraction
+from typing import NamedTuple
+
+_BOXED = re.compile(r"\\(?:boxed|fbox)\s*")
+_HASHES = re.compile(r"####\s*([^\n]+)")
+_ANSWER_IS = re.compile(r"answer\s*(?:is|:)\s*:?\s*(.+?)\s*(?:\.(?:\s|$)|\n|$)", re.IGNORECASE)
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|[+-]?\.\d+")
+_NOISE = re.compile(r"\\[$%!,;]|[$%]|\{,\}|\\text\{\s*\}|\s")
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last ``\\boxed{...}`` (or ``\\fbox``) in ``text``; ``None`` if absent or unbalanced."""
+    matches = list(_BOXED.finditer(text))
+    for match in reversed(matches):
+        start = match.end()
+        if start < len(text) and text[start] != "{":
+            token = re.match(r"[^\s$.,;]+", text[start:])
+            if token:
+                return token.group(0)
+            continue
+        depth = 0
+        for i in range(start, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            if depth == 0:
+                return text[start + 1 : i].strip()
+    return None
+
+
+def _after_hashes(text: str) -> str | None:
+    found = _HASHES.findall(text)
+    return found[-1].strip() if found else None
+
+
+def _after_answer_is(text: str) -> str | None:
+    found = _ANSWER_IS.findall(text)
+    return found[-1].strip() if found else None
+
+
+def _last_number(text: str) -> str | None:
+    found = [m.strip(",") for m in _NUMBER.findall(text)]
+    return found[-1] if found else None
+
+
+_EXTRACTORS: tuple[Callable[[str], str | None], ...] = (last_boxed, _after_hashes, _after_answer_is, _last_number)
+
+
+def extract_answer(completion: str) -> str | None:
+    """The final answer of a free-form completion (see the module docstring for the order), or ``None``."""
+    for extractor in _EXTRACTORS:
+        answer = extractor(completion)
+        if answer:
+            return answer
+    return None
+
+
+class Number(NamedTuple):
+    """An exactly parsed number; ``percent`` records that a ``%`` sign was dropped."""
+
+    value: Fraction
+    percent: bool
+
+
+def parse_number(text: str) -> Number | None:
+    """Parse a plain (GSM8K-style) number exactly, or return ``None`` when ``text`` is anything richer."""
+    text = text.strip()
+    inner = last_boxed(text) if text.startswith(("\\boxed", "\\fbox")) else None
+    text = inner if inner is not None else text
+    percent = "%" in text
+    cleaned = _NOISE.sub("", text).rstrip(".")
+    if not _PLAIN_NUMBER.fullmatch(cleaned):
+        return None
+    return Number(Fraction(cleaned.replace(",", "")), percent)
+
+
+def numbers_equal(gold: str, pred: str) -> bool | None:
+    """Fast-path verdict: ``True``/``False`` when both sides are plain numbers, ``None`` when it cannot decide.
+
+    Unequal values involving a ``%`` are undecided (``10%`` may mean ``0.1``), so math-verify gets them.
+    """
+    g, p = parse_number(gold), parse_number(pred)
+    if g is None or p is None:
+        return None
+    if g.value == p.value:
+        return True
+    return None if g.percent or p.percent else False
