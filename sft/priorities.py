@@ -1,0 +1,188 @@
+"""Priority rules: signals -> token weights m_t, one short pure function per rule in a small registry.
+
+Every rule maps per-token signals (see `prift.sft.signals`) of *some* source — the online model, a frozen
+reference, an EMA of the online model, or the data — to a weight. The loss is then
+
+    L = sum_t m_t * CE_t * mask_t / D        (m_t detached; D = response tokens, or kept tokens)
+
+**Contract:** `token_weights(rule, logits, labels, **params) -> Tensor[B, T]` applies one rule to the logits it is
+given. `logits[:, t]` scores `labels[:, t]` (already aligned); positions with `labels == -100` get weight 0; the
+result is detached. An unknown rule raises `ValueError` listing the valid names.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import torch
+
+from prift.sft.signals import LN_TOP_K, signals_from_logits
+
+Signals = Mapping[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A registered rule: `fn(signals, mask, **params)`, the source signals it reads (`signals`), the reference
+    signals it also reads whatever the source (`reference_signals`, rho1), and data columns it reads (`data`)."""
+
+    name: str
+    fn: Callable[..., torch.Tensor]
+    signals: tuple[str, ...] = ()
+    reference_signals: tuple[str, ...] = ()
+    data: tuple[str, ...] = ()
+
+    @property
+    def params(self) -> dict[str, object]:
+        """Tunable parameters and their defaults (`inspect.Parameter.empty` when required)."""
+        sig = inspect.signature(self.fn)
+        return {n: p.default for n, p in list(sig.parameters.items())[2:]}
+
+
+RULES: dict[str, Rule] = {}
+
+
+def register_rule(name: str, signals: tuple[str, ...] = (), reference_signals: tuple[str, ...] = (),
+                  data: tuple[str, ...] = ()):
+    """Decorator adding a rule to `RULES`; a duplicate name is an error."""
+
+    def wrap(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+        if name in RULES:
+            raise ValueError(f"priority rule {name!r} is already registered")
+        RULES[name] = Rule(name, fn, signals, reference_signals, data)
+        return fn
+
+    return wrap
+
+
+def get_rule(name: str) -> Rule:
+    if name not in RULES:
+        raise ValueError(f"unknown priority rule {name!r}; valid rules: {', '.join(sorted(RULES))}")
+    return RULES[name]
+
+
+@register_rule("nll")
+def nll(signals: Signals, mask: torch.Tensor) -> torch.Tensor:
+    """m_t = 1 (plain SFT)."""
+    return mask.float()
+
+
+@register_rule("prob", signals=("logp",))
+def prob(signals: Signals, mask: torch.Tensor) -> torch.Tensor:
+    """m_t = p(y_t). Online source: DFT; frozen reference: PriFT-prob."""
+    return signals["logp"].exp()
+
+
+@register_rule("mass", signals=("mass",))
+def mass(signals: Signals, mask: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """m_t = 1[ p(y_t) + sum_v p(v)*1[p(v) < p(y_t)] >= threshold ]: y_t lies in the top-p=(1-threshold) nucleus
+    (PriFT-mass, threshold tau = 0.5)."""
+    return (signals["mass"] >= threshold).float()
+
+
+PROFIT_DIRECTIONS: dict[str, Callable[[torch.Tensor, float, float], torch.Tensor]] = {
+    "higher": lambda p, lo, hi: p >= lo,
+    "lower": lambda p, lo, hi: p < lo,
+    "middle": lambda p, lo, hi: (p >= lo) & (p < hi),
+}
+
+
+@register_rule("profit", signals=("logp",))
+def profit(signals: Signals, mask: torch.Tensor, threshold: float = 0.1, direction: str = "higher",
+           upper: float = 0.9) -> torch.Tensor:
+    """ProFit: higher m_t = 1[p >= threshold]; lower m_t = 1[p < threshold] (the high-pass filter experiment);
+    middle m_t = 1[threshold <= p < upper]."""
+    if direction not in PROFIT_DIRECTIONS:
+        raise ValueError(f"unknown profit direction {direction!r}; valid: {', '.join(PROFIT_DIRECTIONS)}")
+    return PROFIT_DIRECTIONS[direction](signals["logp"].exp(), threshold, upper).float()
+
+
+def adaptive_tau(logp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """TALR's tau: median over sequences (with >= 1 scored token) of the sequence's mean NLL."""
+    counts = mask.sum(dim=-1)
+    seq_nll = -(logp * mask).sum(dim=-1) / counts.clamp(min=1)
+    scored = seq_nll[counts > 0]
+    if scored.numel() == 0:
+        return torch.tensor(1.0, device=logp.device)
+    return scored.median().clamp(min=1e-6)
+
+
+@register_rule("talr", signals=("logp",))
+def talr(signals: Signals, mask: torch.Tensor, tau: float | None = None) -> torch.Tensor:
+    """m_t = p(y_t)^(1/tau); tau=None: adaptive, the median over sequences of the mean NLL."""
+    temperature = adaptive_tau(signals["logp"], mask.float()) if tau is None else torch.tensor(float(tau))
+    return (signals["logp"] / temperature).exp()
+
+
+@register_rule("eaft", signals=("ent20",))
+def eaft(signals: Signals, mask: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+    """m_t = (H_top20(t) / ln 20)^alpha (entropy scaling)."""
+    return (signals["ent20"] / LN_TOP_K).clamp(min=0.0) ** alpha
+
+
+@register_rule("power", signals=("logp",))
+def power(signals: Signals, mask: torch.Tensor, alpha: float) -> torch.Tensor:
+    """m_t = p(y_t)^alpha (the Beyond-Log-Likelihood family; alpha = 1 is DFT/PriFT-prob)."""
+    return (alpha * signals["logp"]).exp()
+
+
+@register_rule("rho1", signals=("logp",), reference_signals=("logp",))
+def rho1(signals: Signals, mask: torch.Tensor, ratio: float = 0.6) -> torch.Tensor:
+    """m_t = 1 on the top ceil(ratio * n) scored tokens by excess loss CE_online - CE_ref = ref_logp - logp, else 0."""
+    excess = signals["ref_logp"] - signals["logp"]
+    flat_mask = mask.reshape(-1).bool()
+    keep = math.ceil(ratio * int(flat_mask.sum()))
+    weights = torch.zeros(excess.numel(), device=excess.device)
+    if keep > 0:
+        scores = excess.reshape(-1).masked_fill(~flat_mask, float("-inf"))
+        weights[scores.topk(keep).indices] = 1.0
+    return weights.view(excess.shape)
+
+
+@register_rule("signed", data=("token_labels",))
+def signed(signals: Signals, mask: torch.Tensor, negative_weight: float = 1.0) -> torch.Tensor:
+    """m_t = +1 where token_labels > 0, -negative_weight where < 0, 0 where 0 (the unlearning regime)."""
+    labels = signals["token_labels"]
+    return torch.where(labels > 0, 1.0, torch.where(labels < 0, -float(negative_weight), 0.0))
+
+
+def apply_rule(rule: str | Rule, signals: Signals, mask: torch.Tensor, **params) -> torch.Tensor:
+    """Weights from already computed signals; zero where `mask` is 0; detached, fp32."""
+    rule = get_rule(rule) if isinstance(rule, str) else rule
+    allowed = rule.params
+    unknown = set(params) - set(allowed)
+    if unknown:
+        raise ValueError(f"rule {rule.name!r} got unknown parameter(s) {sorted(unknown)}; valid: {sorted(allowed)}")
+    missing = [n for n, d in allowed.items() if d is inspect.Parameter.empty and n not in params]
+    if missing:
+        raise ValueError(f"rule {rule.name!r} needs parameter(s) {missing}")
+    mask = mask.float()
+    with torch.no_grad():
+        return (rule.fn(signals, mask, **params).float() * mask).detach()
+
+
+def token_weights(rule: str, logits: torch.Tensor, labels: torch.Tensor, *, vocab_chunk: int | None = None,
+                  ref_logits: torch.Tensor | None = None, token_labels: torch.Tensor | None = None,
+                  **params) -> torch.Tensor:
+    """Contract: weights [B, T] of `rule` on aligned `logits` [B, T, V] / `labels` [B, T]; 0 where labels == -100.
+
+    `vocab_chunk` streams the vocabulary (mass, eaft); `ref_logits` feeds rules that also read the reference (rho1);
+    `token_labels` feeds data-driven rules (signed). Other keyword arguments are the rule's parameters.
+    """
+    spec = get_rule(rule)
+    mask = labels != -100
+    signals = dict(signals_from_logits(logits, labels, spec.signals, vocab_chunk))
+    if spec.reference_signals:
+        if ref_logits is None:
+            raise ValueError(f"rule {rule!r} needs `ref_logits` (it reads the reference's {spec.reference_signals})")
+        ref = signals_from_logits(ref_logits, labels, spec.reference_signals, vocab_chunk)
+        signals.update({f"ref_{name}": value for name, value in ref.items()})
+    if spec.data:
+        if token_labels is None:
+            raise ValueError(f"rule {rule!r} needs per-token `token_labels`")
+        signals["token_labels"] = token_labels
+    return apply_rule(spec, signals, mask, **params)
+

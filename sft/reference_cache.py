@@ -1,0 +1,185 @@
+"""Reference-signal cache: run the frozen reference once, no-grad, and store its per-token signals on disk.
+
+Reference signals depend only on (reference model, tokenized data), so they are computed once and reused by every
+variant and every rerun; PriFT then trains at plain-SFT cost with no second model in memory.
+
+Layout: `<cache_dir>/<key>/meta.json` + `shard-00000.safetensors`, ... Each shard holds, for a contiguous range of
+rows, every cached signal as one flat float32 array (rows concatenated) plus the row lengths. Values are aligned
+with `labels`: entry t scores `labels[t]` given the tokens before it; entry 0 and ignored positions are 0.
+
+The key is the sha256 of (reference fingerprint, reference dtype, tokenizer fingerprint, chat template, max length,
+data fingerprint, signal names, format version): any changed input gives a new key and so a fresh build. Shards
+are written atomically, so a killed build resumes from its finished shards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from prift.models.provenance import sha256_file, write_json_atomic
+from prift.sft.signals import SIGNAL_NAMES
+from prift.sft.sources import CACHE_COLUMN_PREFIX, model_signals
+
+FORMAT_VERSION = 1
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json")
+
+
+def _sha256_json(payload) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def dataset_fingerprint(dataset) -> str:
+    """sha256 over every row's `input_ids` and `labels`, in order."""
+    digest = hashlib.sha256()
+    for row in dataset.select_columns(["input_ids", "labels"]):
+        digest.update(np.asarray(row["input_ids"], dtype=np.int64).tobytes())
+        digest.update(b"|")
+        digest.update(np.asarray(row["labels"], dtype=np.int64).tobytes())
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def checkpoint_fingerprint(name_or_path: str) -> str:
+    """sha256 of a local checkpoint's weight and config files; hub ids are fingerprinted by id (plus the commit
+    the loader resolved, when the caller adds it)."""
+    path = Path(name_or_path)
+    if not path.is_dir():
+        return f"hub:{name_or_path}"
+    files = sorted(p for p in path.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.is_file())
+    return _sha256_json({p.name: sha256_file(p) for p in files})
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    body = backend.to_str() if backend is not None else json.dumps(sorted(tokenizer.get_vocab().items()))
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    reference: str
+    dtype: str
+    tokenizer: str
+    chat_template: str | None
+    max_length: int | None
+    data: str
+    signals: tuple[str, ...] = SIGNAL_NAMES
+
+    @property
+    def digest(self) -> str:
+        fields = {**self.__dict__, "signals": list(self.signals), "format": FORMAT_VERSION}
+        return _sha256_json(fields)[:24]
+
+
+class ReferenceCache:
+    """One cache entry: `build(model, dataset)` fills it (resumably), `attach(dataset)` adds `ref_<signal>` columns."""
+
+    def __init__(self, cache_dir: str | Path, key: CacheKey, shard_rows: int = 256):
+        self.key = key
+        self.dir = Path(cache_dir) / key.digest
+        self.shard_rows = shard_rows
+
+    @property
+    def meta_path(self) -> Path:
+        return self.dir / "meta.json"
+
+    def is_complete(self) -> bool:
+        return self.meta_path.is_file() and json.loads(self.meta_path.read_text()).get("complete", False)
+
+    def _shard_path(self, index: int) -> Path:
+        return self.dir / f"shard-{index:05d}.safetensors"
+
+    def build(self, model, dataset, *, batch_size: int = 8, pad_token_id: int = 0, vocab_chunk: int | None = None,
+              progress: bool = True) -> dict:
+        """Compute every missing shard with `model` (no-grad, eval mode) and return build stats."""
+        from safetensors.numpy import save_file
+        from tqdm.auto import tqdm
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        n_rows = len(dataset)
+        shards = [range(start, min(start + self.shard_rows, n_rows)) for start in range(0, n_rows, self.shard_rows)]
+        todo = [i for i in range(len(shards)) if not self._shard_path(i).is_file()]
+        lengths = [len(ids) for ids in dataset["input_ids"]]
+        total_tokens = sum(lengths[r] for i in todo for r in shards[i])
+        was_training = model.training
+        model.eval()
+        device = next(model.parameters()).device
+        bar = tqdm(total=total_tokens, unit="tok", unit_scale=True, desc="reference signals", disable=not progress)
+        try:
+            for index in todo:
+                rows = list(shards[index])
+                per_row = self._score_rows(model, dataset, rows, lengths, batch_size, pad_token_id, vocab_chunk,
+                                           device, bar)
+                arrays = {name: np.concatenate([per_row[r][name] for r in rows]) for name in self.key.signals}
+                arrays["lengths"] = np.asarray([lengths[r] for r in rows], dtype=np.int64)
+                tmp = self.dir / f".{self._shard_path(index).name}.{os.getpid()}.tmp"
+                save_file(arrays, str(tmp))
+                os.replace(tmp, self._shard_path(index))
+        finally:
+            bar.close()
+            model.train(was_training)
+        stats = {"rows": n_rows, "shards": len(shards), "built_shards": len(todo), "tokens_scored": total_tokens,
+                 "elapsed_s": bar.format_dict.get("elapsed", 0.0)}
+        write_json_atomic(self.meta_path, {"key": self.key.__dict__, "digest": self.key.digest, "rows": n_rows,
+                                           "shard_rows": self.shard_rows, "complete": True, "last_build": stats})
+        return stats
+
+    @torch.no_grad()
+    def _score_rows(self, model, dataset, rows, lengths, batch_size, pad_token_id, vocab_chunk, device, bar):
+        """Signals per row (numpy, aligned with labels), batching rows of similar length together."""
+        out = {}
+        ordered = sorted(rows, key=lambda r: lengths[r])
+        for start in range(0, len(ordered), batch_size):
+            batch_rows = ordered[start:start + batch_size]
+            width = max(lengths[r] for r in batch_rows)
+            input_ids = torch.full((len(batch_rows), width), pad_token_id, dtype=torch.long)
+            labels = torch.full((len(batch_rows), width), -100, dtype=torch.long)
+            attention = torch.zeros((len(batch_rows), width), dtype=torch.long)
+            for i, r in enumerate(batch_rows):
+                item = dataset[r]
+                input_ids[i, :lengths[r]] = torch.tensor(item["input_ids"])
+                labels[i, :lengths[r]] = torch.tensor(item["labels"])
+                attention[i, :lengths[r]] = 1
+            signals = model_signals(model, input_ids.to(device), attention.to(device), labels.to(device),
+                                    self.key.signals, vocab_chunk)
+            for i, r in enumerate(batch_rows):
+                out[r] = {name: np.concatenate([[0.0], value[i, :lengths[r] - 1].float().cpu().numpy()])
+                          .astype(np.float32) for name, value in signals.items()}
+            bar.update(sum(lengths[r] for r in batch_rows))
+        return out
+
+    def load(self) -> dict[str, list[np.ndarray]]:
+        """Per-signal lists of per-row arrays, in dataset order."""
+        from safetensors.numpy import load_file
+
+        if not self.is_complete():
+            raise FileNotFoundError(f"reference cache {self.dir} is not complete; build it first")
+        n_shards = json.loads(self.meta_path.read_text())["last_build"]["shards"]
+        rows: dict[str, list[np.ndarray]] = {name: [] for name in self.key.signals}
+        for index in range(n_shards):
+            shard = load_file(str(self._shard_path(index)))
+            bounds = np.cumsum(np.concatenate([[0], shard["lengths"]]))
+            for name in self.key.signals:
+                rows[name] += [shard[name][a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        return rows
+
+    def attach(self, dataset):
+        """`dataset` with one `ref_<signal>` float32 column per cached signal (lengths checked against input_ids)."""
+        from datasets import List, Value
+
+        signals = self.load()
+        lengths = [len(ids) for ids in dataset["input_ids"]]
+        cached = [len(a) for a in next(iter(signals.values()))]
+        if cached != lengths:
+            raise ValueError(f"reference cache {self.dir} does not match the dataset's token lengths; delete it")
+        for name, values in signals.items():
+            dataset = dataset.add_column(CACHE_COLUMN_PREFIX + name, [v.tolist() for v in values],
+                                         feature=List(Value("float32")))
+        return dataset

@@ -1,0 +1,142 @@
+"""`run_sft(config)`: one token-priority SFT run, start checkpoint in, HF checkpoint + run.json out.
+
+Linear on purpose: load model and data, let TRL tokenize, attach the signal sources (building the reference cache
+once when needed), train (resuming from the last checkpoint), save, record provenance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from transformers.trainer_utils import get_last_checkpoint
+
+from prift.models.loading import load_causal_lm, load_tokenizer, resolve_dtype, resolve_model_path
+from prift.models.paths import cache_root
+from prift.models.provenance import RunRecord
+from prift.sft.config import PriftSFTConfig
+from prift.sft.data import DatasetError, load_sft_dataset
+from prift.sft.methods import Method
+from prift.sft.priorities import get_rule
+from prift.sft.reference_cache import (
+    CacheKey,
+    ReferenceCache,
+    checkpoint_fingerprint,
+    dataset_fingerprint,
+    tokenizer_fingerprint,
+)
+from prift.sft.signals import SIGNAL_NAMES
+from prift.sft.sources import CachedReference, EmaSource, LiveModelSource, OnlineSource
+from prift.sft.trainer import TOKEN_LABELS, PriorityCollator, PriorityTrainer
+
+
+def _vocab_size(model) -> int:
+    return model.get_output_embeddings().weight.shape[0]
+
+
+def check_reference(policy, policy_tokenizer, reference, reference_path: str) -> None:
+    """The reference must score the policy's tokens: the same tokenizer and vocabulary size."""
+    if tokenizer_fingerprint(load_tokenizer(reference_path)) != tokenizer_fingerprint(policy_tokenizer):
+        raise ValueError(f"reference_model {reference_path!r} uses a different tokenizer than the policy; "
+                         "token-level reference signals need the same tokenizer")
+    if _vocab_size(reference) != _vocab_size(policy):
+        raise ValueError(f"reference_model {reference_path!r} has vocabulary size {_vocab_size(reference)} but the "
+                         f"policy has {_vocab_size(policy)}")
+
+
+def reference_cache_for(config: PriftSFTConfig, tokenizer, dataset, reference_path: str) -> ReferenceCache:
+    """The cache entry keyed by (reference, dtype, tokenizer, chat template, max length, tokenized data)."""
+    key = CacheKey(
+        reference=checkpoint_fingerprint(reference_path),
+        dtype=str(resolve_dtype(config.dtype)),
+        tokenizer=tokenizer_fingerprint(tokenizer),
+        chat_template=getattr(tokenizer, "chat_template", None),
+        max_length=config.max_length,
+        data=dataset_fingerprint(dataset),
+        signals=SIGNAL_NAMES,
+    )
+    return ReferenceCache(config.reference_cache_dir or cache_root() / "reference-signals", key)
+
+
+class _Setup:
+    """Builds the sources one run needs; the reference model is loaded at most once (and not at all when it is the
+    start checkpoint the policy was just loaded from and the cache only needs a no-grad pass before training)."""
+
+    def __init__(self, config: PriftSFTConfig, policy, tokenizer, record: RunRecord):
+        self.config, self.policy, self.tokenizer, self.record = config, policy, tokenizer, record
+        self.reference_path = resolve_model_path(config.reference_model or config.model_name_or_path)
+        self.is_start = self.reference_path == resolve_model_path(config.model_name_or_path)
+
+    def reference_model(self, allow_policy: bool):
+        if allow_policy and self.is_start:
+            return self.policy
+        reference = load_causal_lm(self.reference_path, self.config.dtype, str(self.config.device))
+        check_reference(self.policy, self.tokenizer, reference, self.reference_path)
+        return reference
+
+    def cached_reference(self, dataset):
+        cache = reference_cache_for(self.config, self.tokenizer, dataset, self.reference_path)
+        self.record.fingerprints["reference_cache"] = cache.key.digest
+        if cache.is_complete():
+            print(f"[prift] reusing reference cache {cache.dir}", flush=True)
+        else:
+            print(f"[prift] building reference cache {cache.dir} ({len(dataset)} rows)", flush=True)
+            model = self.reference_model(allow_policy=True).to(self.config.device)
+            self.record.extra["reference_cache_build"] = cache.build(
+                model, dataset, batch_size=self.config.reference_batch_size,
+                pad_token_id=self.tokenizer.pad_token_id, vocab_chunk=self.config.vocab_chunk)
+        return CachedReference(), cache.attach(dataset)
+
+    def sources(self, method: Method, dataset):
+        """(source, reference, dataset) for `method`; the dataset gains `ref_<signal>` columns when cached."""
+        reference = None
+        if method.source == "reference" or get_rule(method.rule).reference_signals:
+            self.record.fingerprints["reference_model"] = self.reference_path
+            if self.config.reference_mode == "cache":
+                reference, dataset = self.cached_reference(dataset)
+            else:
+                reference = LiveModelSource(self.reference_model(allow_policy=False), self.config.vocab_chunk)
+        build = {"online": OnlineSource, "reference": lambda: reference,
+                 "ema": lambda: EmaSource(self.policy, self.config.ema_rho, self.config.vocab_chunk)}
+        return build[method.source](), reference, dataset
+
+
+def _with_token_labels(dataset, source: str):
+    """Broadcast a per-row `sign` (+1 keep / -1 unlearn) to a per-token `token_labels` column."""
+    if "sign" not in dataset.column_names:
+        raise DatasetError(f"{source}: the signed rule needs a per-row 'sign' column (+1 / -1)")
+    return dataset.map(lambda row: {TOKEN_LABELS: [float(row["sign"])] * len(row["input_ids"])})
+
+
+def run_sft(config: PriftSFTConfig) -> Path:
+    """Train one method; return the output folder holding the HF checkpoint and run.json."""
+    method = config.resolved_method()
+    record = RunRecord("sft", config, seed=config.seed)
+    record.extra["method"] = {"name": config.methods[0], "rule": method.rule, "source": method.source,
+                              "params": method.params}
+    tokenizer = load_tokenizer(config.model_name_or_path)
+    policy = load_causal_lm(config.model_name_or_path, config.dtype)
+    dataset, provenance = load_sft_dataset(
+        config.dataset, split=config.dataset_split, adapter=config.dataset_adapter, data_dir=config.data_dir,
+        max_samples=config.max_samples, chat_template=config.use_chat_template)
+    record.extra["data"] = provenance
+    collator = PriorityCollator(pad_token_id=tokenizer.pad_token_id, pad_to_multiple_of=config.pad_to_multiple_of)
+    trainer = PriorityTrainer(model=policy, args=config, train_dataset=dataset, processing_class=tokenizer,
+                              data_collator=collator, method=method, source=OnlineSource(), divisor=config.divisor,
+                              vocab_chunk=config.vocab_chunk)
+    tokenized = trainer.train_dataset
+    if len(tokenized) == 0:
+        raise DatasetError(f"{provenance['source']}: no row has a response token left after tokenization and "
+                           f"truncation to max_length={config.max_length}")
+    record.fingerprints["data"] = dataset_fingerprint(tokenized)
+    source, reference, tokenized = _Setup(config, trainer.model, tokenizer, record).sources(method, tokenized)
+    if TOKEN_LABELS in get_rule(method.rule).data:
+        tokenized = _with_token_labels(tokenized, provenance["source"])
+    trainer.set_sources(source, reference)
+    trainer.train_dataset = tokenized
+    last = get_last_checkpoint(config.output_dir) if config.resume and Path(config.output_dir).is_dir() else None
+    if last:
+        print(f"[prift] resuming from {last}", flush=True)
+    result = trainer.train(resume_from_checkpoint=last)
+    trainer.save_model(config.output_dir)
+    record.write(config.output_dir, metrics=result.metrics, resumed_from=last)
+    return Path(config.output_dir)

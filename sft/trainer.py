@@ -1,0 +1,140 @@
+"""`PriorityTrainer`: TRL's `SFTTrainer` with the token-priority loss `sum_t m_t * CE_t * mask_t / D`.
+
+Only `compute_loss` changes; the training loop, checkpointing, logging and distribution are TRL's. When the rule
+needs nothing but the target log-prob of the online model, or its signals come from the reference cache, the loss
+rides on TRL's fused LM head (per-token log-probs without building [B, T, V] logits), so PriFT costs what plain
+SFT costs. Rules that read full-vocabulary signals of the *online* model (mass, eaft on source=online) build the
+logits once and reuse them for both the loss and the signals.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import TrainerCallback
+from trl import SFTTrainer
+from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+from trl.trainer.utils import pad
+
+from prift.sft.loss import priority_loss
+from prift.sft.methods import Method
+from prift.sft.priorities import apply_rule, get_rule
+from prift.sft.signals import SIGNAL_NAMES, signals_from_logits
+from prift.sft.sources import CACHE_COLUMN_PREFIX, EmaSource
+
+TOKEN_LABELS = "token_labels"
+EXTRA_COLUMNS = tuple(CACHE_COLUMN_PREFIX + name for name in SIGNAL_NAMES) + (TOKEN_LABELS,)
+
+
+class PriorityCollator(DataCollatorForLanguageModeling):
+    """TRL's collator, also right-padding the per-token float columns (`ref_<signal>`, `token_labels`) with 0."""
+
+    def torch_call(self, examples):
+        extras = [c for c in EXTRA_COLUMNS if c in examples[0]]
+        if extras and self.padding_free:
+            raise ValueError(f"padding_free=True cannot carry per-token columns {extras}; set padding_free=False")
+        batch = super().torch_call([{k: v for k, v in ex.items() if k not in extras} for ex in examples])
+        for column in extras:
+            values = [torch.tensor(ex[column], dtype=torch.float32) for ex in examples]
+            batch[column] = pad(values, padding_value=0.0, padding_side="right",
+                                pad_to_multiple_of=self.pad_to_multiple_of)
+        return batch
+
+
+class EmaCallback(TrainerCallback):
+    """Moves the EMA source toward the online model after every optimizer step."""
+
+    def __init__(self, source: EmaSource):
+        self.source = source
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        self.source.update(model)
+
+
+class PriorityTrainer(SFTTrainer):
+    """SFTTrainer whose loss weighs each response token by a priority m_t from a rule fed by a signal source.
+
+    `method`: the rule and its parameters; `source`: where the rule's signals come from (`OnlineSource`,
+    `CachedReference`, `LiveModelSource`, `EmaSource`); `reference`: where rho1-style rules read reference signals;
+    `divisor`: `response` or `kept` (see `prift.sft.loss`).
+    """
+
+    def __init__(self, *args, method: Method, source, reference=None, divisor: str = "response",
+                 vocab_chunk: int | None = None, **kwargs):
+        self.method = method
+        self.rule = get_rule(method.rule)
+        self.divisor = divisor
+        self.vocab_chunk = vocab_chunk
+        super().__init__(*args, **kwargs)
+        self.set_sources(source, reference)
+
+    def set_sources(self, source, reference=None) -> None:
+        """Install the signal sources (they may need the tokenized dataset, which exists only after __init__)."""
+        self.signal_source, self.reference_source = source, reference
+        if isinstance(source, EmaSource):
+            self.add_callback(EmaCallback(source))
+
+    def _set_signature_columns_if_needed(self):
+        super()._set_signature_columns_if_needed()
+        self._signature_columns = list(dict.fromkeys([*self._signature_columns, *EXTRA_COLUMNS]))
+
+    def _online_needs(self) -> set[str]:
+        """Signals of the online model this rule reads."""
+        needs = set(self.rule.signals) if self.signal_source.kind == "online" else set()
+        return needs | ({"logp"} if self.rule.reference_signals else set())
+
+    def _forward(self, model, inputs: dict, mask: torch.Tensor):
+        """Per-token log-probs (with grad) [B, T-1], online signals, and fused outputs (None on the logits path)."""
+        full_vocab = self._online_needs() - {"logp"}
+        if not full_vocab:
+            outputs = model(**inputs, fused_lm_head=True)
+            return outputs.log_probs, {"logp": outputs.log_probs.detach()}, outputs
+        labels = inputs["labels"][:, 1:]
+        logits = model(**{k: v for k, v in inputs.items() if k != "labels"}).logits[:, :-1]
+        logp = logits.float().log_softmax(-1).gather(-1, labels.clamp(min=0)[..., None]).squeeze(-1) * mask
+        online = signals_from_logits(logits.detach(), labels, full_vocab, self.vocab_chunk)
+        return logp, {"logp": logp.detach(), **online}, None
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if return_outputs:
+            raise NotImplementedError("PriorityTrainer computes per-token log-probs, not logits; use "
+                                      "prediction_loss_only=True for evaluation")
+        mode = "train" if self.model.training else "eval"
+        extras = {k: inputs.pop(k) for k in EXTRA_COLUMNS if k in inputs}
+        inputs["use_cache"] = False
+        mask = inputs["labels"][:, 1:] != -100
+        token_logp, online, outputs = self._forward(model, inputs, mask)
+        batch = {**inputs, **extras}
+        signals = self.signal_source.signals(batch, self.rule.signals, online=online)
+        if self.rule.reference_signals:
+            if self.reference_source is None:
+                raise ValueError(f"rule {self.rule.name!r} reads reference signals but no reference was configured")
+            ref = self.reference_source.signals(batch, self.rule.reference_signals)
+            signals.update({f"ref_{name}": value for name, value in ref.items()} | {"logp": online["logp"]})
+        if self.rule.data:
+            signals.update({name: batch[name][:, 1:] for name in self.rule.data})
+        weights = apply_rule(self.rule, signals, mask, **self.method.params)
+        loss = priority_loss(-token_logp, weights, mask, self.divisor, num_items_in_batch)
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            loss = loss * (self.accelerator.num_processes // self.get_tp_size())
+        self._log_priority_metrics(mode, token_logp.detach(), weights, mask, outputs, inputs.get("attention_mask"))
+        return loss
+
+    def _log_priority_metrics(self, mode, token_logp, weights, mask, outputs, attention_mask) -> None:
+        """Unweighted NLL, mean weight and kept fraction over response tokens (plus TRL's entropy/accuracy)."""
+        gather = self.accelerator.gather_for_metrics
+        maskf = mask.float()
+        sums = {
+            "nll": -(token_logp * maskf).sum(),
+            "mean_weight": (weights * maskf).sum(),
+            "kept_fraction": ((weights != 0).float() * maskf).sum(),
+        }
+        if outputs is not None:
+            sums["entropy"] = outputs.entropy.detach().sum()
+            sums["mean_token_accuracy"] = outputs.is_top1.float().sum()
+        count = gather(maskf.sum()).sum()
+        for name, value in sums.items():
+            total = gather(value.detach()).sum()
+            self._metrics[mode][name].append((total / count).item() if count > 0 else 0.0)
+        if mode == "train" and attention_mask is not None:
+            self._total_train_tokens += int(gather(attention_mask.sum()).sum().item())
+            self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
