@@ -13,8 +13,8 @@ __version__ = "0.1.0"
 
 # command name -> (module path, one-line description). Each module exposes `main(argv: list[str]) -> int`.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "sft": ("prift.sft.cli", "token-priority SFT (nll, dft, prift_prob, prift_mass, ...) with a reference-signal cache"),
-    "demo": ("prift.recipes.demo", "the CPU demo recipe on the embedded SmolLM2-135M"),
+    "sft": ("prift.commands.sft", "token-priority SFT (nll, dft, prift_prob, prift_mass, ...) with a reference-signal cache"),
+    "demo": ("prift.commands.demo", "the CPU demo recipe on the embedded SmolLM2-135M"),
 }
 
 

@@ -101,13 +101,14 @@ def profit(signals: Signals, mask: torch.Tensor, threshold: float = 0.1, directi
 
 
 def adaptive_tau(logp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """TALR's tau: median over sequences (with >= 1 scored token) of the sequence's mean NLL."""
+    """TALR's tau: median over sequences (with >= 1 scored token) of the sequence's mean NLL (the mean of the two
+    middle values for an even count)."""
     counts = mask.sum(dim=-1)
     seq_nll = -(logp * mask).sum(dim=-1) / counts.clamp(min=1)
     scored = seq_nll[counts > 0]
     if scored.numel() == 0:
         return torch.tensor(1.0, device=logp.device)
-    return scored.median().clamp(min=1e-6)
+    return scored.float().quantile(0.5).clamp(min=1e-6)
 
 
 @register_rule("talr", signals=("logp",))

@@ -43,13 +43,18 @@ def _top20_entropy(logits: torch.Tensor, slices: list[slice]) -> torch.Tensor:
     return -(logq.exp() * logq).sum(dim=-1)
 
 
-def chunk_signals(logits: torch.Tensor, targets: torch.Tensor, names: Iterable[str],
-                  vocab_chunk: int | None = None) -> dict[str, torch.Tensor]:
-    """Signals for a flat chunk: `logits` [N, V] (any float dtype), `targets` [N] (valid ids) -> {name: [N] fp32}."""
+def _check_names(names: Iterable[str]) -> set[str]:
     names = set(names)
     unknown = names - set(SIGNAL_NAMES)
     if unknown:
         raise ValueError(f"unknown signal(s) {sorted(unknown)}; valid: {', '.join(SIGNAL_NAMES)}")
+    return names
+
+
+def chunk_signals(logits: torch.Tensor, targets: torch.Tensor, names: Iterable[str],
+                  vocab_chunk: int | None = None) -> dict[str, torch.Tensor]:
+    """Signals for a flat chunk: `logits` [N, V] (any float dtype), `targets` [N] (valid ids) -> {name: [N] fp32}."""
+    names = _check_names(names)
     out: dict[str, torch.Tensor] = {}
     if not names:
         return out
@@ -98,6 +103,7 @@ def signals_from_hidden(hidden: torch.Tensor, project: Callable[[torch.Tensor], 
 def _signals_over_positions(logits_for: Callable[[torch.Tensor], torch.Tensor], vocab: int, labels: torch.Tensor,
                             names: Iterable[str], vocab_chunk: int | None) -> dict[str, torch.Tensor]:
     names = tuple(dict.fromkeys(names))
+    _check_names(names)
     flat_labels = labels.reshape(-1)
     valid_rows = (flat_labels != -100).nonzero().squeeze(-1)
     out = {name: torch.zeros(flat_labels.shape, dtype=torch.float32, device=labels.device) for name in names}

@@ -306,8 +306,6 @@ def test_talr_adaptive_tau_excludes_sequences_without_scored_tokens(seed):
     _assert_weights(got, ref["p"] ** (1.0 / tau), labels)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG in prift.sft.priorities.adaptive_tau: torch.median returns the LOWER of "
-                   "the two middle values for an even number of sequences; the median (DESIGN.md) is their mean")
 @pytest.mark.parametrize("case", ("three_rows_one_empty", "four_rows_all_scored"))
 @pytest.mark.parametrize("seed", SEEDS)
 def test_talr_adaptive_tau_even_number_of_sequences(seed, case):

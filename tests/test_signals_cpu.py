@@ -203,8 +203,6 @@ def test_unknown_signal_name(names):
         signals_from_hidden(torch.randn(B, T, H), project, V, labels, names)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG in prift.sft.signals: names are only validated inside chunk_signals, which "
-                   "never runs when no position is scored, so an unknown name silently returns zeros")
 def test_unknown_signal_name_with_nothing_scored():
     logits, labels = _batch(0)
     with pytest.raises(ValueError):

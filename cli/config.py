@@ -1,0 +1,91 @@
+"""One config dataclass is both CLI flags and YAML: `prift <stage> --config recipe.yaml --learning_rate 1e-5`.
+
+YAML keys become `--key value` flags placed before the command-line flags, so the command line wins and every
+value goes through the same typed argparse conversion (a bad value is rejected with the key's name). Unknown YAML
+keys are rejected with the file, the key and the closest valid keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import json
+from pathlib import Path
+
+import yaml
+from transformers import HfArgumentParser
+
+
+class ConfigError(ValueError):
+    """A bad recipe or flag, with the key (and file) that caused it."""
+
+
+class _RaisingParser(HfArgumentParser):
+    """argparse that raises `ConfigError` instead of printing usage and exiting."""
+
+    def error(self, message):
+        raise ConfigError(message)
+
+
+def _yaml_to_flags(mapping: dict, valid: dict[str, argparse.Action], source: str) -> list[str]:
+    flags: list[str] = []
+    for key, value in mapping.items():
+        if key not in valid:
+            close = difflib.get_close_matches(str(key), list(valid), n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise ConfigError(f"{source}: unknown key {key!r}{hint}")
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            value = str(value).lower()
+        elif isinstance(value, dict):
+            value = json.dumps(value)
+        values = [str(v) for v in value] if isinstance(value, list) and valid[key].nargs in ("+", "*") else [
+            json.dumps(value) if isinstance(value, list) else str(value)]
+        flags += [f"--{key}", *values]
+    return flags
+
+
+def parse_config(config_type: type, argv: list[str], prog: str, description: str = ""):
+    """Parse `argv` (with an optional `--config FILE.yaml`) into one `config_type` instance."""
+    parser = _RaisingParser(config_type, prog=prog, description=description,
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--config", help="YAML recipe whose keys are any of the options below; flags given on the "
+                                          "command line override it.")
+    argv = list(argv)
+    if "-h" in argv or "--help" in argv:
+        parser.print_help()
+        raise SystemExit(0)
+    flags: list[str] = []
+    if "--config" in argv:
+        at = argv.index("--config")
+        if at + 1 >= len(argv):
+            raise ConfigError("--config needs a YAML file path")
+        path = Path(argv[at + 1])
+        del argv[at:at + 2]
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist")
+        try:
+            mapping = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML ({err})") from err
+        if not isinstance(mapping, dict):
+            raise ConfigError(f"{path}: expected a mapping of option names to values")
+        valid = {a.dest: a for a in parser._actions if a.dest not in ("help", "config")}
+        flags = _yaml_to_flags(mapping, valid, str(path))
+        _parse(parser, flags, source=f"{path}: ")
+    return _parse(parser, flags + argv)
+
+
+def _parse(parser: HfArgumentParser, args: list[str], source: str = ""):
+    """The first dataclass parsed from `args` (the namespace holding `--config` comes second)."""
+    try:
+        return parser.parse_args_into_dataclasses(args=args, look_for_args_file=False)[0]
+    except (ConfigError, ValueError, TypeError) as err:
+        raise ConfigError(f"{source}{err}") from err
+
+
+def replace_config(config, **changes):
+    """A copy of a config dataclass with some fields changed (re-validated by its __post_init__)."""
+    return dataclasses.replace(config, **changes)
