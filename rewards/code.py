@@ -30,6 +30,8 @@ _PYTHON_TAGS = {"", "python", "py", "python3", "Python"}
 class TestSpec:
     """One problem's tests in one of the three formats (see the module docstring)."""
 
+    __test__ = False  # not a pytest test class despite the name
+
     kind: TestKind
     tests: str | list | dict
 
