@@ -1,0 +1,79 @@
+"""A small registry of RL reward functions, looked up by name (from YAML) or by dotted path (user functions).
+
+Every reward follows TRL's reward-function signature ``f(prompts, completions, **kwargs) -> list[float | None]``
+(dataset columns such as ``answer`` or ``tests`` arrive as keyword arguments; ``None`` means "not applicable to
+this row"). Settings of a reward are keyword parameters with defaults; ``get_reward(name, **settings)`` binds
+them and checks their names.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+
+RewardFn = Callable[..., list[float | None]]
+
+_REWARDS: dict[str, RewardFn] = {}
+_BUILTINS = "prift.rewards.functions"
+
+
+def register_reward(name: str) -> Callable[[RewardFn], RewardFn]:
+    """Decorator: register a reward under ``name``; a second registration of the same name is an error."""
+
+    def decorate(fn: RewardFn) -> RewardFn:
+        if name in _REWARDS:
+            raise ValueError(f"reward {name!r} is already registered (by {_REWARDS[name].__module__})")
+        _REWARDS[name] = fn
+        return fn
+
+    return decorate
+
+
+def reward_names() -> list[str]:
+    importlib.import_module(_BUILTINS)
+    return sorted(_REWARDS)
+
+
+class BoundReward:
+    """A reward with some settings fixed; picklable (TRL may send reward functions to a spawned process)."""
+
+    def __init__(self, fn: RewardFn, settings: dict[str, object]) -> None:
+        self.fn, self.settings = fn, settings
+        self.__name__ = fn.__name__
+
+    def __call__(self, prompts: list, completions: list, **kwargs: object) -> list[float | None]:
+        return self.fn(prompts, completions, **{**kwargs, **self.settings})
+
+
+def _from_path(path: str) -> RewardFn:
+    module_name, _, attr = path.rpartition(":") if ":" in path else path.rpartition(".")
+    try:
+        fn = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ValueError(f"cannot import reward {path!r}: {exc}") from exc
+    if not callable(fn):
+        raise ValueError(f"reward {path!r} is not callable")
+    return fn
+
+
+def get_reward(name: str, **settings: object) -> RewardFn:
+    """The registered reward ``name``, else ``package.module:function`` / ``package.module.function``.
+
+    Unknown names raise ``ValueError`` listing the registered names; unknown settings list the accepted ones.
+    """
+    names = reward_names()
+    if name in _REWARDS:
+        fn = _REWARDS[name]
+    elif "." in name or ":" in name:
+        fn = _from_path(name)
+    else:
+        raise ValueError(f"unknown reward {name!r}; registered: {', '.join(names)} (or a dotted path 'pkg.mod:fn')")
+    if not settings:
+        return fn
+    params = inspect.signature(fn).parameters
+    accepted = [p for p, spec in params.items() if spec.default is not inspect.Parameter.empty]
+    unknown = sorted(set(settings) - set(accepted))
+    if unknown:
+        raise ValueError(f"reward {name!r} has no setting(s) {unknown}; accepted: {accepted}")
+    return BoundReward(fn, settings)
