@@ -138,5 +138,5 @@ def run_sft(config: PriftSFTConfig) -> Path:
         print(f"[prift] resuming from {last}", flush=True)
     result = trainer.train(resume_from_checkpoint=last)
     trainer.save_model(config.output_dir)
-    record.write(config.output_dir, metrics=result.metrics, resumed_from=last)
+    record.write(config.output_dir, metrics=result.metrics, resumed_from=last, log_history=trainer.state.log_history)
     return Path(config.output_dir)
