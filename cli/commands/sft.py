@@ -22,29 +22,35 @@ DESCRIPTION = (
 )
 
 
+def run_methods(config) -> list[tuple[str, Path, float]]:
+    """Train every method of `config` in turn; return (method, checkpoint folder, seconds) for each."""
+    from prift.sft.train import run_sft
+
+    methods = config.methods
+    results = []
+    for method in methods:
+        output_dir = config.output_dir if len(methods) == 1 else str(Path(config.output_dir) / method)
+        print(f"[prift] === sft {method} -> {output_dir}", flush=True)
+        started = time.time()
+        out = run_sft(replace_config(config, method=method, output_dir=output_dir))
+        results.append((method, out, time.time() - started))
+    return results
+
+
+def print_checkpoints(results: list[tuple[str, Path, float]]) -> None:
+    print("\n[prift] checkpoints:")
+    for method, out, seconds in results:
+        print(f"  {method:<12} {out}  ({seconds:.0f} s)")
+
+
 def main(argv: list[str]) -> int:
     from prift.sft.config import PriftSFTConfig
-    from prift.sft.data import DatasetError
-    from prift.sft.train import run_sft
 
     try:
         config = parse_config(PriftSFTConfig, argv, prog="prift sft", description=DESCRIPTION)
-    except ConfigError as err:
+        results = run_methods(config)
+    except (ConfigError, FileNotFoundError, ValueError) as err:  # DatasetError is a ValueError
         print(f"prift sft: error: {err}", file=sys.stderr)
-        return 2
-    methods = config.methods
-    outputs = []
-    for method in methods:
-        output_dir = config.output_dir if len(methods) == 1 else str(Path(config.output_dir) / method)
-        started = time.time()
-        print(f"[prift] === sft {method} -> {output_dir}", flush=True)
-        try:
-            out = run_sft(replace_config(config, method=method, output_dir=output_dir))
-        except (DatasetError, FileNotFoundError, ValueError) as err:
-            print(f"prift sft: error ({method}): {err}", file=sys.stderr)
-            return 1
-        outputs.append((method, out, time.time() - started))
-    print("\n[prift] checkpoints:")
-    for method, out, seconds in outputs:
-        print(f"  {method:<12} {out}  ({seconds:.0f} s)")
+        return 2 if isinstance(err, ConfigError) else 1
+    print_checkpoints(results)
     return 0
