@@ -1,7 +1,8 @@
 """The program that runs *inside* the sandbox: confine this process, then run untrusted code and its tests.
 
 Launched as ``python -I -c <this source>`` (never imported by prift; it must run on any Python >= 3.10 the
-sandbox picks, with the standard library only). It reads one JSON job from stdin, then, before any untrusted
+sandbox picks, importing as little as possible: start-up time is most of a run). It reads one ``marshal``-ed
+job from stdin, then, before any untrusted
 code runs:
 
 1. mounts a size-limited tmpfs on its work dir when it owns a private mount namespace (disk-fill bound),
@@ -11,15 +12,15 @@ code runs:
    no signals or abstract sockets outside the sandbox) where the kernel has it.
 
 It then runs the tests (``assert`` code, ``stdio`` cases, or ``functional`` cases) and prints one verdict line
-``<nonce> <json>`` on stdout, ``status`` being ``passed`` / ``failed`` / ``memory`` / ``error`` (bad test
+``<nonce> <repr of a dict>`` on stdout, ``status`` being ``passed`` / ``failed`` / ``memory`` / ``error`` (bad test
 spec), and exits. The nonce (read from stdin) means a program cannot print a verdict by accident; ``sys.exit``
 or ``os._exit`` from the program never reaches the verdict line and so grades as a failure.
 """
 
-import ast
+import _ast
 import ctypes
 import io
-import json
+import marshal
 import math
 import os
 import resource
@@ -186,6 +187,8 @@ class StdioCase:
 
 
 def _functional(program_globals, fn_name):
+    import json
+
     solution = program_globals.get("Solution")
     target = getattr(solution(), fn_name) if solution is not None else program_globals[fn_name]
 
@@ -200,10 +203,10 @@ def run_cases(job, program):
     """Returns (passed, total, first failure detail). Test-spec errors raise ``ValueError``."""
     kind, tests, stop = job["kind"], job["tests"], job["stop_on_failure"]
     if kind == "assert":
-        statements = ast.parse(tests, "<tests>").body
+        statements = compile(tests, "<tests>", "exec", _ast.PyCF_ONLY_AST).body
         program_globals = {"__name__": "__main__"}
         exec(program, program_globals)
-        cases = [compile(ast.Module([stmt], []), "<tests>", "exec") for stmt in statements]
+        cases = [compile(_ast.Module([stmt], []), "<tests>", "exec") for stmt in statements]
 
         def check(code):
             exec(code, program_globals)
@@ -258,7 +261,7 @@ def verdict_for(job):
 
 
 def main():
-    job = json.loads(sys.stdin.read())
+    job = marshal.loads(sys.stdin.buffer.read())
     nonce = job.pop("nonce")
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
@@ -267,7 +270,7 @@ def main():
     verdict = verdict_for(job)
     verdict["isolation"] = isolation
     sys.__stdout__.flush()
-    os.write(1, f"\n{nonce} {json.dumps(verdict, default=repr)}\n".encode())
+    os.write(1, f"\n{nonce} {verdict!r}\n".encode("utf-8", "replace"))
     os._exit(0)
 
 
