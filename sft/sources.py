@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
+from pathlib import Path
 
 import torch
 
@@ -21,6 +22,7 @@ from prift.sft.signals import signals_from_hidden, signals_from_logits
 SOURCES = ("online", "reference", "ema")
 REFERENCE_MODES = ("cache", "live")
 CACHE_COLUMN_PREFIX = "ref_"
+EMA_STATE_FILE = "ema_model.safetensors"  # written into every checkpoint-* folder of an EMA run
 
 
 def _projects_plainly(model) -> bool:
@@ -97,6 +99,24 @@ class EmaSource(LiveModelSource):
         """theta_ema <- rho * theta_ema + (1 - rho) * theta_online."""
         for ema_param, param in zip(self.model.parameters(), online.parameters(), strict=True):
             ema_param.lerp_(param.detach().to(ema_param.dtype), 1.0 - self.rho)
+
+    def save(self, checkpoint: str | Path) -> Path:
+        """Write the EMA weights into a checkpoint folder, so that resuming from it continues this EMA."""
+        from safetensors.torch import save_model
+
+        path = Path(checkpoint) / EMA_STATE_FILE
+        save_model(self.model, str(path))
+        return path
+
+    def load(self, checkpoint: str | Path) -> None:
+        """Restore the EMA weights saved in a checkpoint folder (resuming an EMA run)."""
+        from safetensors.torch import load_model
+
+        path = Path(checkpoint) / EMA_STATE_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"cannot resume the EMA source from {checkpoint}: it has no {EMA_STATE_FILE} "
+                                    "(written by a run without source=ema?); use another output_dir or resume=false")
+        load_model(self.model, str(path))
 
 
 class OnlineSource:

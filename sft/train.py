@@ -136,6 +136,8 @@ def run_sft(config: PriftSFTConfig) -> Path:
     last = get_last_checkpoint(config.output_dir) if config.resume and Path(config.output_dir).is_dir() else None
     if last:
         print(f"[prift] resuming from {last}", flush=True)
+        if isinstance(source, EmaSource):
+            source.load(last)
     result = trainer.train(resume_from_checkpoint=last)
     trainer.save_model(config.output_dir)
     record.write(config.output_dir, metrics=result.metrics, resumed_from=last, log_history=trainer.state.log_history)

@@ -9,8 +9,11 @@ logits once and reuse them for both the loss and the signals.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from transformers import TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import SFTTrainer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 from trl.trainer.utils import pad
@@ -48,6 +51,11 @@ class EmaCallback(TrainerCallback):
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         self.source.update(model)
+
+    def on_save(self, args, state, control, **kwargs):
+        """Store the EMA in the checkpoint just written: the EMA is training state, like the optimizer's."""
+        if state.is_world_process_zero:
+            self.source.save(Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
 
 
 class PriorityTrainer(SFTTrainer):
