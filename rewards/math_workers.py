@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 STARTUP_TIMEOUT_S = 120.0
+WARM_UP_PAIRS = (("1", "1"), ("\\frac{1}{2}", "0.5"), ("\\{1,2\\}", "(1,2]"), ("x^2+\\sqrt{2}", "2\\pi"))
 SOFT_DEADLINE = 0.8  # fraction of the outer timeout after which a worker gives up by itself
 
 
@@ -197,7 +198,8 @@ def serve(memory_mb: int) -> None:
     limit = memory_mb * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     signal.signal(signal.SIGALRM, _on_alarm)
-    compare("1", "1")  # import and warm up sympy before announcing readiness
+    for gold, pred in WARM_UP_PAIRS:  # import and warm up the LaTeX parser and sympy before announcing readiness
+        compare(gold, pred)
     print("ready", flush=True)
     for line in sys.stdin:
         try:
