@@ -166,7 +166,7 @@ def main() -> None:
         raise SystemExit("benchmark data not found: set PRIFT_DATA_DIR")
     plan = current_plan()
     print(
-        f"cores: {os.cpu_count()}, workers: {args.workers}, sandbox: namespaces={'yes' if plan.outer else 'no'}, "
+        f"load average at start: {os.getloadavg()[0]:.2f}; cores: {os.cpu_count()}, workers: {args.workers}, sandbox: namespaces={'yes' if plan.outer else 'no'}, "
         f"uid drop={'yes' if plan.uid_base is not None else 'no'}, interpreter={plan.interpreter}, "
         f"degraded={list(plan.degraded_reasons)}"
     )
