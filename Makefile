@@ -26,7 +26,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
 	$(PY) benchmarks/sft_step.py
+	$(PY) benchmarks/grading.py
 
 clean:
 	rm -rf $(VENV) outputs

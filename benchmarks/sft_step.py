@@ -1,0 +1,209 @@
+"""Token-priority SFT cost, measured side by side in one run (SmolLM2-135M; CPU, or GPU when present).
+
+Prints, for each variant, the median train-step time (forward + backward + AdamW, TRL's own loop) and peak memory
+as a ratio to plain NLL, plus the reference-cache build throughput as a ratio to a raw no-grad forward.
+
+Targets (issue 3): cached PriFT step <= 1.03x NLL and peak memory <= 1.02x NLL; on-the-fly reference <= 1.30x NLL;
+cache build >= 0.9x raw forward.
+
+    python benchmarks/sft_step.py                     # full table (~10 min on 2 CPU cores)
+    python benchmarks/sft_step.py --rounds 1 --steps 2 --rows 32   # quick look
+
+Step times interleave the variants round by round so drift hits them alike; peak memory runs each variant in its
+own process (CPU: peak RSS of that process; GPU: torch.cuda.max_memory_allocated).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from transformers import TrainerCallback
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO / "recipes" / "data" / "gsm8k_train_sample.jsonl"
+VARIANTS = {  # name -> (method, reference_mode)
+    "nll": ("nll", "cache"),
+    "dft": ("dft", "cache"),
+    "prift_prob (cached)": ("prift_prob", "cache"),
+    "prift_mass (cached)": ("prift_mass", "cache"),
+    "prift_prob (on-the-fly)": ("prift_prob", "live"),
+    "prift_mass (on-the-fly)": ("prift_mass", "live"),
+}
+
+
+class StepTimer(TrainerCallback):
+    def __init__(self):
+        self.times: list[float] = []
+        self._start = 0.0
+
+    def _sync(self):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._sync()
+        self._start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self._sync()
+        self.times.append(time.perf_counter() - self._start)
+
+
+def make_config(args, method: str, mode: str, out: str):
+    from prift.sft.config import PriftSFTConfig
+
+    return PriftSFTConfig(
+        model_name_or_path=args.model, dataset=str(DATA), dataset_adapter="gsm8k", max_samples=args.rows,
+        method=method, reference_mode=mode, output_dir=out, max_steps=args.steps, max_length=args.max_length,
+        per_device_train_batch_size=args.batch, logging_steps=1000, save_strategy="no", disable_tqdm=True,
+        report_to="none", seed=0, reference_cache_dir=args.cache_dir, resume=False, dataloader_num_workers=0)
+
+
+def build_trainer(config):
+    """The same set-up `run_sft` does, stopping short of train()."""
+    from prift.models.loading import load_causal_lm, load_tokenizer
+    from prift.models.provenance import RunRecord
+    from prift.sft.data import load_sft_dataset
+    from prift.sft.sources import OnlineSource
+    from prift.sft.train import _Setup
+    from prift.sft.trainer import PriorityCollator, PriorityTrainer
+
+    method = config.resolved_method()
+    tokenizer = load_tokenizer(config.model_name_or_path)
+    policy = load_causal_lm(config.model_name_or_path, config.dtype)
+    dataset, _ = load_sft_dataset(config.dataset, adapter=config.dataset_adapter, max_samples=config.max_samples)
+    trainer = PriorityTrainer(model=policy, args=config, train_dataset=dataset, processing_class=tokenizer,
+                              data_collator=PriorityCollator(pad_token_id=tokenizer.pad_token_id), method=method,
+                              source=OnlineSource())
+    source, reference, tokenized = _Setup(config, trainer.model, tokenizer, RunRecord("bench", config)).sources(
+        method, trainer.train_dataset)
+    trainer.set_sources(source, reference)
+    trainer.train_dataset = tokenized
+    return trainer
+
+
+def time_variant(args, name: str) -> list[float]:
+    method, mode = VARIANTS[name]
+    with tempfile.TemporaryDirectory() as out:
+        trainer = build_trainer(make_config(args, method, mode, out))
+        timer = StepTimer()
+        trainer.add_callback(timer)
+        trainer.train()
+    return timer.times[1:]  # the first step pays one-off costs (optimizer state allocation)
+
+
+def peak_memory_worker(args, name: str) -> None:
+    """Child process: train `steps` steps of one variant and print its peak memory in bytes."""
+    method, mode = VARIANTS[name]
+    with tempfile.TemporaryDirectory() as out:
+        build_trainer(make_config(args, method, mode, out)).train()
+    if torch.cuda.is_available():
+        peak = torch.cuda.max_memory_allocated()
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"peak_bytes": peak}))
+
+
+def peak_memory(args, name: str) -> int:
+    cmd = [sys.executable, __file__, "--worker", name, "--model", args.model, "--rows", str(args.rows),
+           "--steps", str(args.steps), "--batch", str(args.batch), "--max-length", str(args.max_length),
+           "--cache-dir", args.cache_dir]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])["peak_bytes"]
+
+
+@torch.no_grad()
+def cache_vs_forward(args) -> tuple[float, float]:
+    """(cache build tokens/s, raw no-grad forward tokens/s) over the same tokenized rows and batch size."""
+    from prift.sft.reference_cache import CacheKey, ReferenceCache
+
+    with tempfile.TemporaryDirectory() as out:
+        trainer = build_trainer(make_config(args, "nll", "cache", out))
+    model, dataset = trainer.model.eval(), trainer.train_dataset
+    pad = trainer.processing_class.pad_token_id
+    device = next(model.parameters()).device
+    lengths = [len(ids) for ids in dataset["input_ids"]]
+    tokens = sum(lengths)
+    order = sorted(range(len(dataset)), key=lambda r: lengths[r])
+    batches = [order[i:i + args.batch] for i in range(0, len(order), args.batch)]
+
+    def raw_forward() -> float:
+        start = time.perf_counter()
+        for rows in batches:
+            width = max(lengths[r] for r in rows)
+            ids = torch.full((len(rows), width), pad, dtype=torch.long)
+            att = torch.zeros_like(ids)
+            for i, r in enumerate(rows):
+                ids[i, :lengths[r]] = torch.tensor(dataset[r]["input_ids"])
+                att[i, :lengths[r]] = 1
+            model(input_ids=ids.to(device), attention_mask=att.to(device)).logits.float().log_softmax(-1)
+        return time.perf_counter() - start
+
+    def build() -> float:
+        with tempfile.TemporaryDirectory() as cache_dir:
+            cache = ReferenceCache(cache_dir, CacheKey("bench", "x", "x", None, None, "x"), shard_rows=len(dataset))
+            start = time.perf_counter()
+            cache.build(model, dataset, batch_size=args.batch, pad_token_id=pad, progress=False)
+            return time.perf_counter() - start
+
+    build_times, raw_times = [], []
+    for _ in range(2):
+        build_times.append(build())
+        raw_times.append(raw_forward())
+    return tokens / min(build_times), tokens / min(raw_times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="smollm2-135m-instruct", help="start checkpoint (hub id, path, embedded)")
+    parser.add_argument("--rows", type=int, default=64, help="GSM8K sample rows to train on")
+    parser.add_argument("--steps", type=int, default=3, help="train steps per variant per round (first is dropped)")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds over all variants")
+    parser.add_argument("--batch", type=int, default=4, help="per-device batch size")
+    parser.add_argument("--max-length", type=int, default=256, help="max tokens per row")
+    parser.add_argument("--cache-dir", default=None, help="reference cache folder (default: a temp dir)")
+    parser.add_argument("--skip-memory", action="store_true", help="skip the per-variant peak-memory processes")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        peak_memory_worker(args, args.worker)
+        return 0
+    holder = tempfile.TemporaryDirectory() if args.cache_dir is None else None
+    args.cache_dir = args.cache_dir or holder.name
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
+    print(f"# SFT step cost: {args.model} on {device}, batch {args.batch} x <= {args.max_length} tokens, "
+          f"{args.rounds} rounds x {args.steps - 1} timed steps", flush=True)
+
+    build_tps, raw_tps = cache_vs_forward(args)
+    times: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    for round_index in range(args.rounds):
+        for name in VARIANTS:
+            times[name] += time_variant(args, name)
+            print(f"  round {round_index + 1}: {name:<26} {statistics.median(times[name]):.2f} s/step", flush=True)
+    memory = {} if args.skip_memory else {name: peak_memory(args, name) for name in VARIANTS}
+
+    base_time = statistics.median(times["nll"])
+    print("\n| variant | step time (s) | step / NLL | peak memory (GiB) | memory / NLL |")
+    print("|---|---|---|---|---|")
+    for name in VARIANTS:
+        step = statistics.median(times[name])
+        mem = memory.get(name)
+        mem_cells = f"{mem / 2**30:.2f} | {mem / memory['nll']:.3f}" if mem else "- | -"
+        print(f"| {name} | {step:.2f} | {step / base_time:.3f} | {mem_cells} |")
+    print(f"\ncache build: {build_tps:,.0f} tokens/s vs raw no-grad forward {raw_tps:,.0f} tokens/s "
+          f"-> ratio {build_tps / raw_tps:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
