@@ -58,12 +58,8 @@ def parse_config(config_type: type, argv: list[str], prog: str, description: str
         parser.print_help()
         raise SystemExit(0)
     flags: list[str] = []
-    if "--config" in argv:
-        at = argv.index("--config")
-        if at + 1 >= len(argv):
-            raise ConfigError("--config needs a YAML file path")
-        path = Path(argv[at + 1])
-        del argv[at:at + 2]
+    path, argv = _split_config(argv)
+    if path is not None:
         if not path.is_file():
             raise ConfigError(f"config file {str(path)!r} does not exist")
         try:
@@ -78,12 +74,32 @@ def parse_config(config_type: type, argv: list[str], prog: str, description: str
     return _parse(parser, flags + argv)
 
 
+def _split_config(argv: list[str]) -> tuple[Path | None, list[str]]:
+    """(`--config FILE` or `--config=FILE`, the other arguments)."""
+    path, rest = None, []
+    args = iter(argv)
+    for arg in args:
+        if arg == "--config":
+            value = next(args, None)
+            if value is None:
+                raise ConfigError("--config needs a YAML file path")
+            path = Path(value)
+        elif arg.startswith("--config="):
+            path = Path(arg.split("=", 1)[1])
+        else:
+            rest.append(arg)
+    return path, rest
+
+
 def _parse(parser: HfArgumentParser, args: list[str], source: str = ""):
     """The first dataclass parsed from `args` (the namespace holding `--config` comes second)."""
     try:
-        return parser.parse_args_into_dataclasses(args=args, look_for_args_file=False)[0]
+        config, namespace = parser.parse_args_into_dataclasses(args=args, look_for_args_file=False)[:2]
     except (ConfigError, ValueError, TypeError) as err:
         raise ConfigError(f"{source}{err}") from err
+    if getattr(namespace, "config", None) is not None:  # an abbreviation such as --conf: argparse took it silently
+        raise ConfigError("write the recipe option in full: --config FILE")
+    return config
 
 
 def replace_config(config, **changes):

@@ -17,9 +17,11 @@ from prift.sft.train import reference_cache_for
 
 SHARD_ROWS = 2  # 6 rows -> 3 shards
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory, tiny_checkpoint, arith_jsonl, sft_config, prepare_trainer):
+def prepared(one_torch_thread, tmp_path_factory, tiny_checkpoint, arith_jsonl, sft_config, prepare_trainer):
     """(config, tokenizer, TRL-tokenized dataset) as `run_sft` sees them."""
     config = sft_config(tiny_checkpoint, arith_jsonl, tmp_path_factory.mktemp("out"), method="prift_prob")
     trainer = prepare_trainer(config)

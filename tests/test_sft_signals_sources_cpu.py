@@ -14,9 +14,11 @@ from prift.sft.train import reference_cache_for
 
 CACHE_COLUMNS = tuple(CACHE_COLUMN_PREFIX + name for name in SIGNAL_NAMES)
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 @pytest.fixture(scope="module")
-def tokenized(tmp_path_factory, tiny_checkpoint, arith_jsonl, sft_config, prepare_trainer):
+def tokenized(one_torch_thread, tmp_path_factory, tiny_checkpoint, arith_jsonl, sft_config, prepare_trainer):
     """(config, tokenizer, TRL-tokenized dataset) exactly as `run_sft` sees them."""
     config = sft_config(tiny_checkpoint, arith_jsonl, tmp_path_factory.mktemp("out"), method="prift_prob")
     trainer = prepare_trainer(config)

@@ -24,6 +24,8 @@ REFERENCE_FED = ("prift_prob", "prift_mass")
 # A large constant step so that methods whose weights differ after one step give clearly different losses.
 TRAIN = dict(learning_rate=1e-2, lr_scheduler_type="constant")
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 @dataclass
 class Run:
@@ -45,7 +47,7 @@ def _losses(checkpoint: Path) -> dict[int, float]:
 
 
 @pytest.fixture(scope="module")
-def core(tmp_path_factory, tiny_checkpoint, arith_jsonl, sft_config):
+def core(one_torch_thread, tmp_path_factory, tiny_checkpoint, arith_jsonl, sft_config):
     """The four core methods, one after the other, sharing one $PRIFT_CACHE_DIR."""
     root = tmp_path_factory.mktemp("core")
     with pytest.MonkeyPatch.context() as mp:
