@@ -1,0 +1,90 @@
+"""The transformers backend: batched, left-padded ``model.generate`` (CPU or one GPU).
+
+Prompts of one call are generated in micro-batches of ``batch_size`` sequences, each prompt with
+``num_return_sequences`` = its count (prompts with different counts go in separate groups). Greedy decoding
+generates once per prompt and repeats the result. Stop strings use transformers' ``stop_strings`` criterion and
+are then cut from the text. ``torch.manual_seed(seed)`` before each call makes a call reproducible on its own, so a
+resumed run regenerates a batch exactly as the first run would have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from prift.eval.backends import BACKENDS, Generation, Sampling, cut_at_stop
+from prift.models.loading import load_causal_lm, load_tokenizer, resolve_dtype, resolve_model_path
+
+
+@BACKENDS.register("hf")
+class HFBackend:
+    def __init__(self, model: str, *, dtype: str = "auto", device: str | None = None, batch_size: int = 8,
+                 **_ignored) -> None:
+        self.model_name = model
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.dtype = resolve_dtype(dtype)
+        self.tokenizer = load_tokenizer(model)
+        self.tokenizer.padding_side = "left"
+        self.model = load_causal_lm(model, self.dtype, self.device).eval()
+        self.batch_size = max(1, batch_size)
+
+    def describe(self) -> dict:
+        import transformers
+
+        return {"backend": "hf", "model_path": resolve_model_path(self.model_name), "device": self.device,
+                "dtype": str(self.dtype).removeprefix("torch."), "batch_size": self.batch_size,
+                "transformers": transformers.__version__, "torch": torch.__version__}
+
+    def generate(self, prompts: Sequence[str], counts: Sequence[int], sampling: Sampling,
+                 seed: int) -> list[list[Generation]]:
+        torch.manual_seed(seed)
+        results: list[list[Generation]] = [[] for _ in prompts]
+        per_prompt = 1 if sampling.greedy else None
+        groups: dict[int, list[int]] = {}
+        for i, count in enumerate(counts):
+            if count > 0:
+                groups.setdefault(per_prompt or count, []).append(i)
+        for returns, indices in groups.items():
+            step = max(1, self.batch_size // returns)
+            for start in range(0, len(indices), step):
+                chunk = indices[start : start + step]
+                outputs = self._generate([prompts[i] for i in chunk], returns, sampling)
+                for j, i in enumerate(chunk):
+                    samples = outputs[j * returns : (j + 1) * returns]
+                    results[i] = samples * counts[i] if sampling.greedy else samples
+        return [[Generation(g.text, g.tokens, g.finish_reason) for g in r] for r in results]
+
+    def _add_special_tokens(self, prompt: str) -> bool:
+        bos = self.tokenizer.bos_token
+        return not (bos and prompt.startswith(bos))
+
+    @torch.no_grad()
+    def _generate(self, prompts: list[str], returns: int, sampling: Sampling) -> list[Generation]:
+        tok = self.tokenizer
+        batch = tok(prompts, return_tensors="pt", padding=True,
+                    add_special_tokens=self._add_special_tokens(prompts[0])).to(self.device)
+        kwargs = dict(max_new_tokens=sampling.max_tokens, num_return_sequences=returns, pad_token_id=tok.pad_token_id,
+                      do_sample=not sampling.greedy)
+        if not sampling.greedy:
+            kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
+        else:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        if sampling.stop:
+            kwargs.update(stop_strings=list(sampling.stop), tokenizer=tok)
+        out = self.model.generate(**batch, **kwargs)
+        new = out[:, batch["input_ids"].shape[1] :]
+        eos = {tok.eos_token_id, tok.pad_token_id} | set(_as_list(self.model.generation_config.eos_token_id))
+        generations = []
+        for row in new.tolist():
+            length = next((i for i, t in enumerate(row) if t in eos), len(row))
+            text, stopped = cut_at_stop(tok.decode(row[:length], skip_special_tokens=True), sampling.stop)
+            finished = stopped or length < len(row)
+            generations.append(Generation(text, length, "stop" if finished else "length"))
+        return generations
+
+
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]

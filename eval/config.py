@@ -1,0 +1,147 @@
+"""`EvalConfig`: the evaluation stage's settings; the same dataclass is `prift eval` flags and YAML keys.
+
+The PriFT paper's protocol: `--template qwen-boxed --n 16 --temperature 1.0 --top_p 1.0` (Avg@16 and Pass@16).
+The defaults (greedy, one sample) are the usual pass@1 protocol of the code and multiple-choice benchmarks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prift.models.embedded import EMBEDDED_NAME
+
+
+@dataclass
+class EvalConfig:
+    """Configuration of `prift eval`."""
+
+    model: str = field(
+        default=EMBEDDED_NAME,
+        metadata={"help": "Checkpoint to evaluate: a hub id, a local HF checkpoint folder, or `smollm2-135m-instruct` "
+                          "(the embedded SmolLM2-135M-Instruct)."})
+    benchmarks: str = field(
+        default="gsm8k",
+        metadata={"help": "Comma-separated benchmarks: gsm8k, math, math500, humaneval, mbpp, mbpp_sanitized, "
+                          "mbpp_plus, livecodebench, medqa, medmcqa, mmlu_medical, pubmedqa; or `all`."})
+    output_dir: str = field(
+        default="outputs/eval",
+        metadata={"help": "Run folder: results.json, samples/<benchmark>.jsonl. Rerunning into it resumes."})
+    data_dir: str | None = field(
+        default=None,
+        metadata={"help": "Folder of benchmark data (<data_dir>/gsm8k/test.jsonl, ...); default $PRIFT_DATA_DIR, "
+                          "else ../shared/data of the checkout when present, else each benchmark's hub id."})
+    limit: int | None = field(default=None, metadata={"help": "Evaluate only the first N problems of each benchmark."})
+    template: str = field(
+        default="default",
+        metadata={"help": "Prompt template: qwen-boxed, qwen25-math-cot, chat, fewshot, or default (each "
+                          "benchmark's own: qwen-boxed for math, chat otherwise). Per benchmark: "
+                          "`gsm8k=fewshot,humaneval=chat` (others keep the default), or `NAME,gsm8k=fewshot`."})
+    chat_template: str = field(
+        default="auto",
+        metadata={"help": "Render prompts with the tokenizer's chat template: on, off, or auto (on when the "
+                          "tokenizer has one, except for the fewshot template)."})
+    n: int = field(default=1, metadata={"help": "Samples per problem (k of avg@k, pass@k, maj@k)."})
+    temperature: float = field(default=0.0, metadata={"help": "Sampling temperature; 0 = greedy."})
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling top_p."})
+    max_tokens: int = field(default=512, metadata={"help": "Maximum new tokens per sample."})
+    stop: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Extra stop strings (the fewshot template adds its benchmark's own)."})
+    seed: int = field(default=0, metadata={"help": "Sampling seed (each batch is seeded from it and its index)."})
+    backend: str = field(default="hf", metadata={"help": "Generation backend: hf (transformers, CPU-capable) or "
+                                                         "vllm (needs the vllm extra and a GPU)."})
+    dtype: str = field(default="auto", metadata={"help": "auto (bf16 on a bf16-capable GPU, else fp32), float32, "
+                                                         "bfloat16, float16."})
+    device: str | None = field(default=None, metadata={"help": "HF backend device; default cuda when present."})
+    batch_size: int = field(default=8, metadata={"help": "HF backend: sequences per generate call."})
+    chunk_size: int | None = field(
+        default=None,
+        metadata={"help": "Problems generated, graded and written per step (the resume granularity); default "
+                          "batch_size // n for hf, 256 for vllm."})
+    lcb_start_date: str | None = field(
+        default=None, metadata={"help": "LiveCodeBench: first contest date (YYYY-MM-DD, inclusive)."})
+    lcb_end_date: str | None = field(
+        default=None, metadata={"help": "LiveCodeBench: last contest date (YYYY-MM-DD, inclusive)."})
+    math_timeout_s: float = field(default=10.0, metadata={"help": "Hard timeout per math-verify comparison."})
+    sandbox_timeout_s: float = field(default=10.0, metadata={"help": "Wall-clock limit per program run."})
+    sandbox_memory_mb: int = field(default=1024, metadata={"help": "Address-space limit per program run."})
+    sandbox_workers: int | None = field(default=None, metadata={"help": "Programs run at once; default CPU count."})
+    vllm_tensor_parallel_size: int | None = field(
+        default=None, metadata={"help": "vLLM: GPUs one model is split across; default all visible GPUs."})
+    vllm_gpu_memory_utilization: float = field(default=0.9, metadata={"help": "vLLM: fraction of GPU memory."})
+    vllm_max_model_len: int | None = field(default=None, metadata={"help": "vLLM: context length limit."})
+    perplexity: str | None = field(
+        default=None,
+        metadata={"help": "Also measure perplexity on a text dataset: a local .txt/.jsonl/.json file (`text` field) "
+                          "or a hub id with optional config, e.g. `wikitext:wikitext-2-raw-v1`."})
+    perplexity_split: str = field(default="test", metadata={"help": "Split of a hub perplexity dataset."})
+    perplexity_window: int = field(default=1024, metadata={"help": "Tokens per perplexity forward window."})
+    perplexity_stride: int = field(
+        default=512, metadata={"help": "Window step; each token is scored once, with up to window-stride tokens of "
+                                       "extra left context."})
+    perplexity_max_tokens: int | None = field(
+        default=None, metadata={"help": "Score only the first N tokens of the perplexity text."})
+    progress: bool = field(default=True, metadata={"help": "Show progress bars (samples/s)."})
+    overwrite: bool = field(default=False, metadata={"help": "Discard samples already in output_dir."})
+
+    def __post_init__(self) -> None:
+        from prift.eval.backends import BACKENDS
+        from prift.eval.benchmarks import benchmark_names
+        from prift.eval.templates import TEMPLATES
+
+        valid = benchmark_names()
+        for name in self.benchmark_list:
+            if name not in valid:
+                raise ValueError(f"benchmarks: unknown benchmark {name!r}; valid: {', '.join(valid)}, all")
+        for name in self.template_map().values():
+            if name != "default" and name not in TEMPLATES:
+                raise ValueError(f"template: unknown template {name!r}; valid: {', '.join(TEMPLATES.names())}")
+        if self.chat_template not in ("auto", "on", "off"):
+            raise ValueError(f"chat_template: expected auto, on or off, got {self.chat_template!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend: unknown backend {self.backend!r}; valid: {', '.join(BACKENDS.names())}")
+        if self.perplexity_stride < 1 or self.perplexity_stride > self.perplexity_window:
+            raise ValueError("perplexity_stride must be in [1, perplexity_window]")
+        self.sampling()  # validates n, temperature, top_p, max_tokens
+
+    @property
+    def benchmark_list(self) -> list[str]:
+        from prift.eval.benchmarks import benchmark_names
+
+        names = [b.strip() for b in self.benchmarks.split(",") if b.strip()]
+        return benchmark_names() if names == ["all"] else names
+
+    def template_map(self) -> dict[str, str]:
+        """{benchmark or "*": template name} from `NAME` / `bench=NAME` items."""
+        mapping = {"*": "default"}
+        for item in (i.strip() for i in self.template.split(",") if i.strip()):
+            bench, _, name = item.rpartition("=")
+            mapping[bench.strip() or "*"] = name.strip()
+        return mapping
+
+    def template_for(self, benchmark: str) -> str:
+        mapping = self.template_map()
+        return mapping.get(benchmark, mapping["*"])
+
+    def benchmark_settings(self, benchmark: str) -> dict:
+        if benchmark == "livecodebench":
+            return {"start_date": self.lcb_start_date, "end_date": self.lcb_end_date}
+        return {}
+
+    def sampling(self, extra_stop: tuple[str, ...] = ()):
+        from prift.eval.backends import Sampling
+
+        return Sampling(n=self.n, temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens,
+                        stop=tuple(dict.fromkeys([*self.stop, *extra_stop])))
+
+    def backend_settings(self) -> dict:
+        if self.backend == "vllm":
+            return {"dtype": self.dtype, "tensor_parallel_size": self.vllm_tensor_parallel_size, "seed": self.seed,
+                    "gpu_memory_utilization": self.vllm_gpu_memory_utilization,
+                    "max_model_len": self.vllm_max_model_len}
+        return {"dtype": self.dtype, "device": self.device, "batch_size": self.batch_size}
+
+    def problems_per_chunk(self) -> int:
+        if self.chunk_size:
+            return self.chunk_size
+        return 256 if self.backend == "vllm" else max(1, self.batch_size // self.n)

@@ -1,0 +1,178 @@
+"""`evaluate(config) -> results.json path`: generate, grade and score every requested benchmark, resumably.
+
+For each benchmark the problems are cut into fixed chunks (``config.problems_per_chunk()`` problems, the same
+chunks on every run). A chunk's missing samples are generated in one backend call seeded from (seed, benchmark,
+chunk index), graded through :mod:`.grading` and appended to ``samples/<benchmark>.jsonl`` before the next chunk
+starts, so a killed run loses at most one chunk and a rerun into the same ``output_dir`` generates only the
+samples that are missing, exactly as the first run would have. ``results.json`` (metrics with standard errors,
+counts, settings, data sha256, package versions, backend settings, wall time) is rewritten atomically after each
+benchmark.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from dataclasses import asdict
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from prift.eval.backends import Backend, Sampling, make_backend
+from prift.eval.benchmarks import Benchmark, Problem, get_benchmark
+from prift.eval.config import EvalConfig
+from prift.eval.grading import GradingSettings, grade
+from prift.eval.metrics import ProblemSamples, summarize, summarize_subsets
+from prift.eval.samples import SampleStore
+from prift.eval.templates import render, resolve_template, stop_strings, use_chat_template
+from prift.models.provenance import RunRecord, write_json_atomic
+from prift.rewards.sandbox import SandboxConfig
+
+
+def grading_settings(config: EvalConfig) -> GradingSettings:
+    sandbox = SandboxConfig(timeout_s=config.sandbox_timeout_s, memory_mb=config.sandbox_memory_mb,
+                            **({"workers": config.sandbox_workers} if config.sandbox_workers else {}))
+    return GradingSettings(math_timeout_s=config.math_timeout_s, sandbox=sandbox)
+
+
+def chunk_seed(seed: int, benchmark: str, chunk: int) -> int:
+    return (seed * 1_000_003 + zlib.crc32(benchmark.encode()) + chunk * 7919) % (2**31)
+
+
+class BenchmarkRun:
+    """One benchmark of one eval run: problems, prompts, the sample store, and the generate-grade-write loop."""
+
+    def __init__(self, name: str, config: EvalConfig, backend: Backend, tokenizer, out: Path) -> None:
+        self.name, self.config, self.backend = name, config, backend
+        self.bench: Benchmark = get_benchmark(name, config.data_dir, **config.benchmark_settings(name))
+        self.loaded = self.bench.load(config.limit)
+        self.template = resolve_template(config.template_for(name), self.bench)
+        self.chat = use_chat_template(self.template, tokenizer, config.chat_template)
+        self.tokenizer = tokenizer
+        self.sampling: Sampling = config.sampling(stop_strings(self.template, self.bench))
+        self.store = SampleStore(out / "samples" / f"{name}.jsonl", self.settings(), overwrite=config.overwrite)
+        self.timing = {"generation_s": 0.0, "grading_s": 0.0}
+
+    def settings(self) -> dict:
+        c = self.config
+        return {"model": c.model, "backend": c.backend, "template": self.template.name, "chat_template": self.chat,
+                "sampling": asdict(self.sampling), "seed": c.seed, "chunk_size": c.problems_per_chunk(),
+                "benchmark_settings": self.bench.settings, "dtype": c.dtype}
+
+    def prompt(self, problem: Problem) -> str:
+        return render(self.template, self.bench, problem, self.tokenizer, self.chat)
+
+    def missing(self, problem: Problem) -> list[int]:
+        return [s for s in range(self.sampling.n) if not self.store.has(problem.id, s)]
+
+    def run(self) -> None:
+        problems = self.loaded.problems
+        total = len(problems) * self.sampling.n
+        done = sum(self.sampling.n - len(self.missing(p)) for p in problems)
+        size = self.config.problems_per_chunk()
+        with tqdm(total=total, initial=done, unit="sample", desc=self.name, disable=not self.config.progress,
+                  dynamic_ncols=True) as bar:
+            for index in range(0, len(problems), size):
+                written = self.run_chunk(problems[index : index + size], index // size)
+                bar.update(written)
+
+    def _error_rows(self, problem: Problem, samples: list[int], error: str, prompt: str = "") -> list[dict]:
+        return [{"problem_id": problem.id, "sample": s, "prompt": prompt, "completion": None, "answer": None,
+                 "status": "error", "detail": error, "subset": self.bench.subset(problem)} for s in samples]
+
+    def run_chunk(self, chunk: list[Problem], chunk_index: int) -> int:
+        rows: list[dict] = []
+        todo: list[tuple[Problem, str, list[int]]] = []
+        for problem in chunk:
+            samples = self.missing(problem)
+            if not samples:
+                continue
+            if problem.error:
+                rows += self._error_rows(problem, samples, problem.error)
+                continue
+            try:
+                todo.append((problem, self.prompt(problem), samples))
+            except Exception as exc:  # noqa: BLE001 - a prompt that cannot be built fails its row only
+                rows += self._error_rows(problem, samples, f"prompt failed: {type(exc).__name__}: {exc}")
+        if todo:
+            rows += self.generate_and_grade(todo, chunk_seed(self.config.seed, self.name, chunk_index))
+        self.store.append(rows)
+        return len(rows)
+
+    def generate_and_grade(self, todo: list[tuple[Problem, str, list[int]]], seed: int) -> list[dict]:
+        started = time.perf_counter()
+        outputs = self.backend.generate([p for _, p, _ in todo], [len(s) for _, _, s in todo], self.sampling, seed)
+        gen_s = time.perf_counter() - started
+        flat = [(problem, prompt, s, g) for (problem, prompt, samples), gens in zip(todo, outputs, strict=True)
+                for s, g in zip(samples, gens, strict=True)]
+        started = time.perf_counter()
+        grades = grade(self.bench, [f[0] for f in flat], [f[3].text for f in flat], grading_settings(self.config))
+        grade_s = time.perf_counter() - started
+        self.timing["generation_s"] += gen_s
+        self.timing["grading_s"] += grade_s
+        share = 1 / max(1, len(flat))
+        rows = []
+        for (problem, prompt, sample, gen), result in zip(flat, grades, strict=True):
+            rows.append({
+                "problem_id": problem.id, "sample": sample, "prompt": prompt, "completion": gen.text,
+                "answer": result.answer, "gold": problem.gold if self.bench.task != "code" else None,
+                "status": result.status, "detail": result.detail, "subset": self.bench.subset(problem),
+                "tokens": gen.tokens, "finish_reason": gen.finish_reason,
+                "gen_s": round(gen_s * share, 4), "grade_s": round(grade_s * share, 4), **result.extra,
+            })
+        return rows
+
+    def results(self, wall_s: float) -> dict:
+        n = self.sampling.n
+        graded = []
+        for p in self.loaded.problems:
+            rows = [self.store.get(p.id, s) for s in range(n)]
+            graded.append(ProblemSamples(p.id, [r["status"] for r in rows], [r.get("answer") for r in rows],
+                                         self.bench.subset(p)))
+        majority = self.bench.task != "code"
+        isolation = next((r.get("isolation") for r in self.store.rows.values() if r.get("isolation")), None)
+        return {
+            "benchmark": self.name, "task": self.bench.task, "split": self.bench.split,
+            "rows_documented": self.bench.rows, "rows_loaded": self.loaded.total_rows, "limit": self.config.limit,
+            "template": self.template.name, "chat_template": self.chat, "sampling": asdict(self.sampling),
+            "benchmark_settings": self.bench.settings, "data": self.loaded.sources,
+            "bad_rows": [{"id": p.id, "error": p.error} for p in self.loaded.problems if p.error],
+            **summarize(graded, n, majority=majority), **summarize_subsets(graded, n, majority=majority),
+            "sandbox_isolation": isolation, "samples_file": f"samples/{self.name}.jsonl",
+            "wall_time_s": round(wall_s, 3), **{k: round(v, 3) for k, v in self.timing.items()},
+        }
+
+
+def evaluate(config: EvalConfig, backend: Backend | None = None) -> Path:
+    """Run every benchmark of ``config`` (resuming from ``config.output_dir``); return the results.json path.
+
+    ``backend`` overrides the one ``config.backend`` names (any object with ``generate`` and ``describe``).
+    """
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    record = RunRecord("eval", config, seed=config.seed)
+    backend = backend or make_backend(config.backend, config.model, **config.backend_settings())
+    tokenizer = getattr(backend, "tokenizer", None)
+    if tokenizer is None:
+        from prift.models.loading import load_tokenizer
+
+        tokenizer = load_tokenizer(config.model)
+    record.extra["model"] = {"name": config.model, **backend.describe()}
+    results: dict[str, dict] = {}
+    path = out / "results.json"
+    for name in config.benchmark_list:
+        started = time.perf_counter()
+        run = BenchmarkRun(name, config, backend, tokenizer, out)
+        for source in run.loaded.sources:
+            if "sha256" in source:
+                record.fingerprints[f"{name}:{Path(source['path']).name}"] = source["sha256"]
+        run.run()
+        results[name] = run.results(time.perf_counter() - started)
+        write_json_atomic(path, record.payload(results=results))
+    if config.perplexity:
+        from prift.eval.perplexity import perplexity_from_config
+
+        results[f"ppl:{config.perplexity}"] = perplexity_from_config(config, backend)
+        write_json_atomic(path, record.payload(results=results))
+    write_json_atomic(path, record.payload(results=results))
+    return path
