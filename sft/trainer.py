@@ -66,6 +66,10 @@ class PriorityTrainer(SFTTrainer):
     `divisor`: `response` or `kept` (see `prift.sft.loss`).
     """
 
+    # compute_loss scales for gradient accumulation itself: by the accumulated batch's token count (num_items_in_batch,
+    # divisor=response) or by the accumulation steps (divisor=kept)
+    loss_is_scaled_for_ga = True
+
     def __init__(self, *args, method: Method, source, reference=None, divisor: str = "response",
                  vocab_chunk: int | None = None, **kwargs):
         self.method = method
@@ -122,7 +126,13 @@ class PriorityTrainer(SFTTrainer):
             signals.update({name: batch[name][:, 1:] for name in self.rule.data})
         weights = apply_rule(self.rule, signals, mask, **self.method.params)
         loss = priority_loss(-token_logp, weights, mask, self.divisor, num_items_in_batch)
-        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+        if self.divisor == "kept" or num_items_in_batch is None:
+            # A mean over this micro-batch (kept tokens have no count across the accumulated batch): average it over
+            # the accumulation steps here, since `loss_is_scaled_for_ga` tells the Trainer not to; DDP's gradient
+            # averaging then averages it across ranks.
+            if self.model.training:
+                loss = loss / self.current_gradient_accumulation_steps
+        elif self.args.average_tokens_across_devices:
             loss = loss * (self.accelerator.num_processes // self.get_tp_size())
         self._log_priority_metrics(mode, token_logp.detach(), weights, mask, outputs, inputs.get("attention_mask"))
         return loss

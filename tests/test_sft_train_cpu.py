@@ -219,11 +219,12 @@ def test_loss_matches_trl_sft_trainer(method, tmp_path, prift_cache, tiny_checkp
     n_tokens = int((batch["labels"][:, 1:] != -100).sum())
 
     naive = _naive_loss(AutoModelForCausalLM.from_pretrained(tiny_checkpoint), batch, method)
-    for num_items in (None, n_tokens):
+    for num_items in (None, n_tokens + 17):  # TRL passes the token count of the whole accumulated batch
         loss_ours = ours.compute_loss(ours.model, dict(batch), num_items_in_batch=num_items)
         loss_trl = theirs.compute_loss(theirs.model, dict(batch), num_items_in_batch=num_items)
         torch.testing.assert_close(loss_ours, loss_trl, rtol=1e-5, atol=1e-7)
-        torch.testing.assert_close(loss_ours.detach(), naive.detach(), rtol=1e-5, atol=1e-7)
+        scale = 1.0 if num_items is None else n_tokens / num_items
+        torch.testing.assert_close(loss_ours.detach(), naive.detach() * scale, rtol=1e-5, atol=1e-7)
     ours.model.zero_grad()
     theirs.model.zero_grad()
     ours.compute_loss(ours.model, dict(batch)).backward()
@@ -231,6 +232,21 @@ def test_loss_matches_trl_sft_trainer(method, tmp_path, prift_cache, tiny_checkp
     grads_trl = dict(theirs.model.named_parameters())
     for name, param in ours.model.named_parameters():
         torch.testing.assert_close(param.grad, grads_trl[name].grad, rtol=1e-4, atol=1e-7, msg=name)
+
+
+def test_kept_divisor_is_averaged_over_gradient_accumulation(tmp_path, prift_cache, tiny_checkpoint, arith_jsonl,
+                                                             sft_config):
+    """With the nll rule every response token is kept, so divisor=kept must give (nearly) divisor=response's loss and
+    gradient under gradient accumulation too: on a random model every token's CE is about ln(vocab), so a mean of
+    micro-batch means and the mean over the accumulated batch agree to well under 1%, and summing the micro-batch
+    means instead (2x with 2 accumulation steps) fails."""
+    first_step = {}
+    for divisor in ("response", "kept"):
+        config = sft_config(tiny_checkpoint, arith_jsonl, tmp_path / divisor, method="nll", divisor=divisor,
+                            max_steps=1, gradient_accumulation_steps=2)
+        first_step[divisor] = _run(config).record["log_history"][0]
+    assert first_step["kept"]["loss"] == pytest.approx(first_step["response"]["loss"], rel=0.01)
+    assert first_step["kept"]["grad_norm"] == pytest.approx(first_step["response"]["grad_norm"], rel=0.1)
 
 
 def test_resume_continues_from_last_checkpoint(tmp_path, prift_cache, tiny_checkpoint, arith_jsonl, sft_config):
