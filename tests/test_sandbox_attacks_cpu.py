@@ -22,6 +22,26 @@ CONFIG = SandboxConfig(timeout_s=3.0, memory_mb=512, workers=2, max_output_bytes
 HONEST = ("def add(a, b):\n    return a + b\n", "assert add(2, 3) == 5\n")
 
 
+def _parent(pid: int) -> int:
+    """Parent pid from /proc/<pid>/stat (0 when the process is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def _ours_or_orphaned(pid: int) -> bool:
+    """True when `pid` descends from this test process or was orphaned (reparented up to init): a process that
+    escaped our sandbox ends up as one of these. Runs of another test process on the machine do not count."""
+    me = os.getpid()
+    while pid > 1:
+        if pid == me:
+            return True
+        pid = _parent(pid)
+    return pid == 1
+
+
 def _sandbox_processes() -> list[int]:
     pids = []
     for entry in Path("/proc").iterdir():
@@ -30,7 +50,7 @@ def _sandbox_processes() -> list[int]:
                 pids.append(int(entry.name))
         except OSError:
             continue
-    return pids
+    return [pid for pid in pids if _ours_or_orphaned(pid)]
 
 
 @pytest.fixture(scope="module")
