@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 # command name -> (module path, one-line description). Each module exposes `main(argv: list[str]) -> int`.
 COMMANDS: dict[str, tuple[str, str]] = {
     "sft": ("prift.commands.sft", "token-priority SFT (nll, dft, prift_prob, prift_mass, ...) with a reference-signal cache"),
+    "rl": ("prift.commands.rl", "GRPO/DAPO on verifiable rewards: dynamic sampling, exact budget, vLLM or HF rollouts"),
     "eval": ("prift.commands.eval", "evaluate a checkpoint on math/code/medical benchmarks (avg@k, pass@k, maj@k)"),
     "report": ("prift.commands.report", "markdown/HTML table and PNG plot across prift eval runs"),
     "demo": ("prift.commands.demo", "the CPU demo recipe on the embedded SmolLM2-135M"),

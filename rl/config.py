@@ -1,0 +1,222 @@
+"""`PriftRLConfig`: TRL's `GRPOConfig` plus prift's data, reward, dynamic-sampling, budget and rollout settings.
+
+Every GRPOConfig/TrainingArguments field keeps its meaning. The DAPO knobs are TRL's own fields: `loss_type`
+(grpo, dr_grpo, dapo, bnpo), `epsilon` / `epsilon_high` (clip-higher), `beta` (KL, 0 as in DAPO),
+`num_generations`, `max_completion_length`, `mask_truncated_completions` (overlong filtering), `temperature`,
+`learning_rate`, `seed`. prift changes these defaults: `epsilon_high=0.28` (DAPO's clip-higher), a constant
+learning rate, `logging_steps=1`, `bf16` and activation checkpointing on only when a CUDA GPU is present (on a CPU
+both make training ~15x slower), `report_to=none`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import torch
+from trl import GRPOConfig
+
+from prift.models.embedded import EMBEDDED_NAME
+from prift.rl.budget import UNITS
+from prift.rl.rollout import resolve_backend
+
+DAPO_LOSSES = ("grpo", "dr_grpo", "dapo", "bnpo")
+OVERLONG = "soft_overlong"
+
+
+@dataclass
+class PriftRLConfig(GRPOConfig):
+    r"""Configuration of the GRPO/DAPO stage (`prift rl`).
+
+    Per prompt, G completions are sampled and scored by the weighted sum of the reward functions,
+    r_i = sum_f w_f r_f,i; advantages are A_i = (r_i - mean_G(r)) / (std_G(r) + 1e-4) (`scale_rewards=group`).
+    """
+
+    model_name_or_path: str = field(
+        default=EMBEDDED_NAME,
+        metadata={"aliases": ["--model"], "help": "Start checkpoint (typically a `prift sft` output): a local HF checkpoint folder, a hub id, "
+                          "or `smollm2-135m-instruct` (the embedded SmolLM2-135M-Instruct)."})
+    tokenizer_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Tokenizer (and chat template) that renders prompts; default: the start checkpoint's own. "
+                          "Its chat template and EOS must equal the start checkpoint's, else the run stops with an "
+                          "error naming both."})
+    dtype: str = field(
+        default="auto",
+        metadata={"help": "Dtype the policy is loaded in: auto (bf16 on a bf16-capable GPU, else fp32), float32, "
+                          "bfloat16 or float16."})
+    dataset: str = field(
+        default="gsm8k",
+        metadata={"help": "Prompts with gold fields: a built-in name (gsm8k, math, mbpp) or a local "
+                          ".jsonl/.json/.parquet/.csv file with a `prompt` column plus the gold columns its rewards "
+                          "read (`answer`, `tests`, ...)."})
+    dataset_split: str = field(default="train", metadata={"help": "Split of a built-in dataset."})
+    dataset_format: str = field(
+        default="auto",
+        metadata={"help": "Row format of a local file: gsm8k (question/answer), math (problem/solution), mbpp "
+                          "(text/test_list), prompt (a prompt column + gold columns), or auto (by its columns)."})
+    data_dir: str | None = field(
+        default=None,
+        metadata={"help": "Folder of local benchmark data (<data_dir>/gsm8k/train.jsonl, ...); default "
+                          "$PRIFT_DATA_DIR, else ../shared/data of the checkout when present, else the hub."})
+    max_samples: int | None = field(default=None, metadata={"help": "Use only the first N rows of the dataset."})
+    instruction: str | None = field(
+        default=None,
+        metadata={"help": "Text appended to every prompt; default: the dataset's own (e.g. 'Put the final answer in "
+                          "\\boxed{}.' for math). An empty string appends nothing."})
+    use_chat_template: bool = field(
+        default=True,
+        metadata={"help": "Send prompts as chat messages rendered by the tokenizer's chat template (false: plain "
+                          "text prompts, for base models without a template)."})
+    rewards: list[str] = field(
+        default_factory=lambda: ["math_accuracy"],
+        metadata={"aliases": ["--reward"], "help": "Reward functions summed into r (weights: --reward_weights): registered names (see "
+                          "prift.rewards.registry: math_accuracy, gsm8k_numeric, multiple_choice, code_pass, "
+                          "code_pass_fraction, format_boxed) or dotted paths 'pkg.module:function'."})
+    reward_settings: dict | str | None = field(
+        default=None,
+        metadata={"help": "Settings per reward as a JSON/YAML mapping, e.g. '{\"code_pass\": {\"timeout_s\": 5}}'."})
+    overlong_buffer: int = field(
+        default=0,
+        metadata={"help": "DAPO soft overlong punishment: when > 0, adds the soft_overlong reward (weight "
+                          "--overlong_weight) with L_max = max_completion_length and L_cache = this many tokens: 0 "
+                          "up to L_max - L_cache, then linearly down to -1 at L_max."})
+    overlong_weight: float = field(default=1.0, metadata={"help": "Weight of the soft overlong reward."})
+    dynamic_sampling: bool = field(
+        default=False,
+        metadata={"help": "DAPO dynamic sampling: drop prompt groups whose G rewards are all equal (zero advantage) "
+                          "and refill the batch from fresh prompts, up to --max_refill_rounds extra generation rounds "
+                          "per step. Needs per_device_train_batch_size * steps_per_generation divisible by "
+                          "num_generations."})
+    max_refill_rounds: int = field(
+        default=4,
+        metadata={"help": "Cap on extra generation rounds per step. When it is reached with too few varying groups, "
+                          "the batch is filled with zero-variance groups whose tokens are masked out of the loss."})
+    budget_unit: str = field(
+        default="steps",
+        metadata={"help": f"Unit of --budget: {', '.join(UNITS)} (prompts, completions and tokens include what "
+                          "dynamic sampling's refills generate)."})
+    budget: int | None = field(
+        default=None,
+        metadata={"help": "Stop once this much of --budget_unit is spent (steps, prompts and completions exactly; "
+                          "tokens at the first step reaching it) and record the spend in run.json. Default: no "
+                          "budget (max_steps / num_train_epochs decide)."})
+    rollout_backend: str = field(
+        default="auto",
+        metadata={"help": "Who generates rollouts: vllm (TRL's vLLM integration, see --vllm_mode colocate|server and "
+                          "--vllm_gpu_memory_utilization), hf (model.generate), or auto (vllm when installed and a "
+                          "CUDA GPU is present, else hf)."})
+    resume: bool = field(
+        default=True,
+        metadata={"help": "Continue from the last checkpoint-* folder in output_dir when one exists."})
+    # prift's defaults for inherited fields (None = decided by the hardware in __post_init__)
+    output_dir: str | None = field(default="outputs/rl", metadata={"help": "Where checkpoints and run.json go."})
+    epsilon_high: float | None = field(
+        default=0.28,
+        metadata={"help": "Upper clip bound of the ratio, 1 + epsilon_high (DAPO clip-higher; None = epsilon)."})
+    lr_scheduler_type: str = field(default="constant", metadata={"help": "Learning-rate schedule (DAPO: constant)."})
+    logging_steps: float = field(default=1, metadata={"help": "Log every X optimizer steps."})
+    bf16: bool | None = field(
+        default=None, metadata={"help": "bf16 mixed precision; default: on when a bf16-capable CUDA GPU is present."})
+    activation_checkpointing: bool | None = field(
+        default=None,
+        metadata={"help": "Activation (gradient) checkpointing; default: on when a CUDA GPU is present.", "nargs": "?",
+                  "const": True})
+    report_to: None | str | list[str] = field(
+        default="none", metadata={"help": "Loggers for metrics: none, tensorboard, wandb, trackio, ..."})
+
+    def __post_init__(self):
+        if self.bf16 is None:
+            self.bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        if self.activation_checkpointing is None:
+            self.activation_checkpointing = torch.cuda.is_available()
+        self.gradient_checkpointing = self.activation_checkpointing
+        if isinstance(self.reward_settings, str):
+            self.reward_settings = self._parse_mapping("reward_settings", self.reward_settings)
+        self.rollout_backend = resolve_backend("vllm" if self.use_vllm else self.rollout_backend)
+        self.use_vllm = self.rollout_backend == "vllm"
+        if self.loss_type not in DAPO_LOSSES:
+            raise ValueError(f"loss_type: prift supports {', '.join(DAPO_LOSSES)}; got {self.loss_type!r}")
+        if self.budget_unit not in UNITS:
+            raise ValueError(f"budget_unit: unknown value {self.budget_unit!r}; valid: {', '.join(UNITS)}")
+        if self.budget is not None and self.budget <= 0:
+            raise ValueError(f"budget must be a positive number of {self.budget_unit}; got {self.budget}")
+        self._add_overlong_reward()
+        if self.max_refill_rounds < 0:
+            raise ValueError(f"max_refill_rounds must be >= 0; got {self.max_refill_rounds}")
+        super().__post_init__()
+        self._check_batch_shapes()
+        self._apply_budget()
+
+    def _check_batch_shapes(self) -> None:
+        rows = self.per_device_train_batch_size * self.steps_per_generation
+        if self.dynamic_sampling and rows % self.num_generations:
+            raise ValueError(f"dynamic_sampling keeps whole prompt groups per process: per_device_train_batch_size * "
+                             f"steps_per_generation ({rows}) must be divisible by num_generations "
+                             f"({self.num_generations})")
+        rows_per_cut = math.lcm(self.num_generations, self.steps_per_generation) * self.world_size
+        completions = self.budget_completions
+        if completions is not None and completions % rows_per_cut:
+            raise ValueError(f"a {self.budget_unit} budget of {self.budget} is {completions} completions; a round cut "
+                             f"to the budget must hold whole groups that split evenly into steps_per_generation "
+                             f"micro-batches on every process, so it must be a multiple of {rows_per_cut}")
+
+    @property
+    def budget_completions(self) -> int | None:
+        """The budget in completions, for the prompts and completions units (None otherwise)."""
+        if self.budget is None or self.budget_unit not in ("prompts", "completions"):
+            return None
+        return self.budget * self.num_generations if self.budget_unit == "prompts" else self.budget
+
+    def _apply_budget(self) -> None:
+        """steps -> max_steps; other units -> max_steps = an upper bound on the steps they can buy (each step
+        generates at least one generation batch, each completion at least one token); the BudgetCallback stops at
+        the budget itself."""
+        if self.budget is None:
+            return
+        if self.budget_unit == "steps":
+            self.max_steps = self.budget
+            return
+        if self.max_steps > 0:
+            raise ValueError(f"set either max_steps or a {self.budget_unit} budget, not both")
+        completions = self.budget_completions or self.budget  # tokens: at least one per completion
+        generations = math.ceil(completions / self.generation_batch_size)
+        self.max_steps = generations * self.num_iterations * self.steps_per_generation // self.gradient_accumulation_steps
+
+    @staticmethod
+    def _parse_mapping(name: str, text: str) -> dict:
+        import yaml
+
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = yaml.safe_load(text)
+        if not isinstance(value, dict):
+            raise ValueError(f"{name}: expected a mapping such as '{{\"code_pass\": {{\"timeout_s\": 5}}}}', "
+                             f"got {text!r}")
+        return value
+
+    def _add_overlong_reward(self) -> None:
+        """overlong_buffer > 0 appends `soft_overlong` to the rewards (once: a re-validated copy keeps it once)."""
+        if self.overlong_buffer and not 0 < self.overlong_buffer < (self.max_completion_length or 0):
+            raise ValueError(f"overlong_buffer must be in [0, max_completion_length={self.max_completion_length}); "
+                             f"got {self.overlong_buffer}")
+        if (OVERLONG in self.rewards) != (self.overlong_buffer > 0):
+            if self.overlong_buffer == 0:
+                raise ValueError(f"the {OVERLONG} reward needs --overlong_buffer > 0 (its L_cache in tokens)")
+            if self.reward_weights is not None or self.overlong_weight != 1.0:
+                self.reward_weights = [*(self.reward_weights or [1.0] * len(self.rewards)), self.overlong_weight]
+            self.rewards = [*self.rewards, OVERLONG]
+
+    def reward_specs(self) -> list[tuple[str, dict]]:
+        """(name, settings) of every reward; soft_overlong gets L_max = max_completion_length, L_cache =
+        overlong_buffer."""
+        settings = dict(self.reward_settings or {})
+        unknown = sorted(set(settings) - set(self.rewards))
+        if unknown:
+            raise ValueError(f"reward_settings names {unknown}, which are not in rewards ({', '.join(self.rewards)})")
+        if self.overlong_buffer:
+            settings[OVERLONG] = {**settings.get(OVERLONG, {}), "max_completion_len": self.max_completion_length,
+                                  "soft_punish_cache": self.overlong_buffer}
+        return [(name, settings.get(name, {})) for name in self.rewards]

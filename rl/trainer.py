@@ -1,0 +1,120 @@
+"""`PriftGRPOTrainer`: TRL's `GRPOTrainer` with DAPO dynamic sampling, an exact budget and per-step group metrics.
+
+Loss, generation and buffering stay TRL's. Only two methods are wrapped (`_generate`, `_calculate_rewards`, to see
+each round's token count and gathered rewards) and one is extended (`_generate_and_score_completions`, train mode):
+
+1. the generation batch is cut to the whole groups the budget still allows (`Budget.completions_left`);
+2. with ``dynamic_sampling``, each round is scored by TRL, groups with zero reward variance are set aside, and
+   fresh prompts from a `RefillStream` are scored until every process has B*S/G varying groups or
+   ``max_refill_rounds`` extra rounds ran (the decision uses the minimum over processes, so all processes run the
+   same rounds: TRL's scoring contains collectives). Kept groups are re-padded into one batch of B*S rows; a
+   shortfall is filled with zero-variance groups whose completion mask is 0; ``num_items_in_batch`` (the "dapo"
+   loss normalizer) is recounted for the merged batch;
+3. every round's prompts, completions and tokens are added to ``budget.spent``.
+
+Logged per step (means over the step's rounds where TRL logs per round): ``groups/solved_frac`` (groups where at
+least one completion scored >= 1 on the first reward, i.e. pass@G), and with dynamic sampling
+``dynamic_sampling/{groups_kept,groups_dropped,filler_groups,refill_rounds,refill_completions}``.
+"""
+
+from __future__ import annotations
+
+import torch
+from accelerate.utils import gather_object
+from trl import GRPOTrainer
+
+from prift.rl.budget import Budget, BudgetCallback
+from prift.rl.dynamic_sampling import RefillStream, keep_mask, masked, merge_groups, split_groups
+
+
+class PriftGRPOTrainer(GRPOTrainer):
+    def __init__(self, *args, budget: Budget, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.budget = budget
+        self.add_callback(BudgetCallback(budget, self._generation_due))
+        self._refill: RefillStream | None = None
+        self._last_rewards: torch.Tensor | None = None
+        self._round_tokens = 0
+
+    def _generation_due(self) -> bool:
+        """Whether the next micro-step generates (TRL regenerates every steps_per_generation * num_iterations)."""
+        return self._step % (self.args.steps_per_generation * self.num_iterations) == 0
+
+    def _generate(self, prompts: list):
+        result = super()._generate(prompts)
+        self._round_tokens = sum(len(ids) for ids in result[1])  # result[1]: this process's completion ids
+        return result
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        self._last_rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        return self._last_rewards
+
+    def _generate_and_score_completions(self, inputs: list[dict]) -> dict:
+        if not self.model.training:
+            return super()._generate_and_score_completions(inputs)
+        inputs = self._within_budget(inputs)
+        if self.args.dynamic_sampling:
+            return self._dynamic_batch(inputs)
+        return self._scored_round(inputs, refill=False)
+
+    def _sum(self, value: float) -> float:
+        return self.accelerator.gather(torch.tensor([value], device=self.accelerator.device)).sum().item()
+
+    def _within_budget(self, rows: list[dict]) -> list[dict]:
+        """The first rows of this process's batch that the budget allows (all processes cut alike; the config
+        guarantees whole groups and an even split into steps_per_generation micro-batches)."""
+        left = self.budget.completions_left()
+        return rows if left is None else rows[: left // self.accelerator.num_processes]
+
+    def _scored_round(self, rows: list[dict], refill: bool) -> dict:
+        """One TRL generation + scoring round, accounted in the budget."""
+        out = super()._generate_and_score_completions(rows)
+        G = self.num_generations
+        prompt_ids = gather_object([row.get("row_id") for row in rows[::G]])
+        tokens = int(self._sum(self._round_tokens))
+        self.budget.spent.add_round(prompt_ids, len(prompt_ids) * G, tokens, refill)
+        solved = (self._last_rewards[:, 0].view(-1, G) >= 1.0).any(dim=1).float().mean().item()
+        self._metrics["train"]["groups/solved_frac"].append(solved)
+        return out
+
+    def _refill_stream(self) -> RefillStream:
+        if self._refill is None:
+            dataset = self.train_dataset
+            if self.args.remove_unused_columns:
+                dataset = self._remove_unused_columns(dataset, "Training")
+            self._refill = RefillStream(dataset, self.num_generations,
+                                        self.args.per_device_train_batch_size * self.args.steps_per_generation,
+                                        self.accelerator.num_processes, self.accelerator.process_index,
+                                        self.args.seed)
+        return self._refill
+
+    def _dynamic_batch(self, rows: list[dict]) -> dict:
+        """Score rounds until every process holds `target` groups with reward variance (or the cap), then merge."""
+        G, rank = self.num_generations, self.accelerator.process_index
+        target = len(rows) // G
+        kept, spare, rounds, dropped, refill_rows = [], [], 0, 0, 0
+        while True:
+            out = self._scored_round(rows, refill=rounds > 0)
+            keep = keep_mask(self._last_rewards, self.reward_weights, G)
+            dropped += int((~keep).sum())
+            first = rank * (len(rows) // G)
+            for g, group in enumerate(split_groups(out, G)):
+                (kept if keep[first + g] else spare).append(group)
+            full = self.accelerator.gather(torch.tensor([len(kept)], device=self.accelerator.device)).min() >= target
+            if full or rounds == self.args.max_refill_rounds:
+                break
+            rows = self._within_budget(self._refill_stream().next_batch())
+            if not rows:
+                break
+            rounds, refill_rows = rounds + 1, refill_rows + len(rows)
+        fill = [masked(group) for group in spare[: max(target - len(kept), 0)]]
+        merged = merge_groups(kept[:target] + fill, self._tokenizer.pad_token_id)
+        loss_mask = merged["completion_mask"] * merged.get("tool_mask", 1)
+        merged["num_items_in_batch"] = self.accelerator.gather(loss_mask.sum()).sum()
+        metrics = self._metrics["train"]
+        metrics["dynamic_sampling/groups_kept"].append(self._sum(min(len(kept), target)))
+        metrics["dynamic_sampling/groups_dropped"].append(dropped)
+        metrics["dynamic_sampling/filler_groups"].append(self._sum(len(fill)))
+        metrics["dynamic_sampling/refill_rounds"].append(rounds)
+        metrics["dynamic_sampling/refill_completions"].append(self._sum(refill_rows))
+        return merged
