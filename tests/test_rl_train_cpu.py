@@ -1,0 +1,281 @@
+"""End-to-end RL runs on tiny models: 2 DAPO steps that save a loadable checkpoint, dynamic sampling (kept groups,
+refills, the refill cap), exact budgets recorded in run.json, identical prompt order from different checkpoints,
+resuming with the spent budget, and the errors a bad start checkpoint or dataset must give.
+
+A recording reward (passed by dotted path, as a user's reward would be) logs every scored row; its value is a
+known function of the prompt: for row_id % 3 == 0 the parity of the completion's token-id sum (varies within a
+group), for 1 always 1, for 2 always 0 (zero variance).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, TrainerCallback
+
+from prift.models.loading import load_causal_lm, load_tokenizer
+from prift.models.tiny import save_tiny_checkpoint
+from prift.rewards.registry import get_reward
+from prift.rl.budget import Budget
+from prift.rl.config import PriftRLConfig
+from prift.rl.data import DatasetError, load_rl_dataset
+from prift.rl.template import TemplateError
+from prift.rl.train import run_rl
+from prift.rl.trainer import PriftGRPOTrainer
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+CALLS: list[dict] = []  # one entry per reward call: step, row ids, completion ids, rewards
+RECORDER = f"{__name__}:recording_reward"
+G = 4
+
+
+def fake_reward(row_id: int, ids: list[int]) -> float:
+    return float(sum(ids) % 2) if row_id % 3 == 0 else float(row_id % 3 == 1)
+
+
+def recording_reward(prompts, completions, completion_ids, row_id, trainer_state=None, **kwargs):
+    rewards = [fake_reward(r, ids) for r, ids in zip(row_id, completion_ids, strict=True)]
+    if not completion_ids:  # run_rl's zero-row column check
+        return rewards
+    step = trainer_state.global_step
+    CALLS.append({"step": step, "row_id": list(row_id), "ids": [list(i) for i in completion_ids], "rewards": rewards})
+    return rewards
+
+
+@pytest.fixture(autouse=True)
+def _fresh_calls():
+    CALLS.clear()
+
+
+@pytest.fixture(scope="module")
+def prompts_jsonl(tmp_path_factory, write_jsonl) -> Path:
+    rows = [{"prompt": f"What is {i} + {i}?", "answer": str(2 * i)} for i in range(60)]
+    return write_jsonl(tmp_path_factory.mktemp("rl-data") / "prompts.jsonl", rows)
+
+
+def config(model, dataset, out, **overrides) -> PriftRLConfig:
+    fields = dict(model_name_or_path=str(model), dataset=str(dataset), output_dir=str(out), rewards=[RECORDER],
+                  num_generations=G, per_device_train_batch_size=8, max_completion_length=8, learning_rate=1e-2,
+                  budget=2, save_strategy="no", disable_tqdm=True, dataloader_pin_memory=False, seed=7)
+    fields.update(overrides)
+    return PriftRLConfig(**fields)
+
+
+def record(out: Path) -> dict:
+    return json.loads((out / "run.json").read_text())
+
+
+def groups(call: dict) -> list[tuple[int, list, list]]:
+    """(row id, completion ids, rewards) per group of one reward call."""
+    return [(call["row_id"][i], call["ids"][i:i + G], call["rewards"][i:i + G]) for i in range(0, len(call["ids"]), G)]
+
+
+# --- end to end ---------------------------------------------------------------------------------------------------
+
+
+def test_two_dapo_steps_save_a_loadable_trained_checkpoint(tiny_checkpoint, tmp_path):
+    out = run_rl(config(tiny_checkpoint, "recipes/data/gsm8k_train_sample.jsonl", tmp_path / "rl", loss_type="dapo",
+                        rewards=["math_accuracy", RECORDER], max_samples=16, save_strategy="steps", save_steps=1))
+    run = record(out)
+    assert run["stage"] == "rl" and run["config"]["loss_type"] == "dapo" and run["rollout"]["backend"] == "hf"
+    assert run["budget"]["spent"]["steps"] == 2 and (out / "checkpoint-2" / "budget.json").is_file()
+    steps = [h for h in run["log_history"] if "reward" in h]
+    assert len(steps) == 2 and all("rewards/math_accuracy/mean" in h and "entropy" in h for h in steps)
+    assert "clip_ratio/region_mean" in steps[0] and "groups/solved_frac" in steps[0]
+    assert run["reward_curve"]["reward"]["points"] == [[h["step"], h["reward"]] for h in steps]
+    trained = AutoModelForCausalLM.from_pretrained(out)
+    start = AutoModelForCausalLM.from_pretrained(tiny_checkpoint)
+    changed = [n for n, p in trained.state_dict().items() if not torch.equal(p, start.state_dict()[n])]
+    assert changed, "two steps with a varying reward must change the weights"
+
+
+# --- dynamic sampling ---------------------------------------------------------------------------------------------
+
+
+class Snapshot(TrainerCallback):
+    """The batch that reached the loss in each step (the trainer's buffered generation batch)."""
+
+    def __init__(self):
+        self.trainer, self.batches = None, {}
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.batches[state.global_step] = {k: v.clone() for k, v in self.trainer._buffered_inputs[0].items()}
+
+
+def _train_with_snapshot(cfg) -> tuple[dict, list[dict]]:
+    """Train with PriftGRPOTrainer built as run_rl builds it, snapshotting each step's loss batch."""
+    dataset, _ = load_rl_dataset(cfg.dataset)
+    snapshot = Snapshot()
+    trainer = PriftGRPOTrainer(model=load_causal_lm(cfg.model_name_or_path), reward_funcs=[get_reward(RECORDER)],
+                               args=cfg, train_dataset=dataset, processing_class=load_tokenizer(cfg.model_name_or_path),
+                               budget=Budget(cfg.budget_unit, cfg.budget, cfg.num_generations), callbacks=[snapshot])
+    snapshot.trainer = trainer
+    trainer.train()
+    return snapshot.batches, trainer.state.log_history
+
+
+def _rows(batch: dict, rows=None) -> list[tuple]:
+    """Completion token ids of the (selected) rows of a loss batch, right padding cut by the completion mask."""
+    ids, mask = batch["completion_ids"], batch["completion_mask"]
+    rows = range(len(ids)) if rows is None else rows
+    return sorted(tuple(ids[i][: int(mask[i].sum())].tolist()) for i in rows)
+
+
+def _varying(calls: list[dict]) -> list[tuple]:
+    return [g for c in calls for g in groups(c) if len(set(g[2])) > 1]
+
+
+def _expected(varying: list[tuple], n: int) -> list[tuple]:
+    return sorted(tuple(ids) for _, ids_list, _ in varying[:n] for ids in ids_list)
+
+
+def test_dynamic_sampling_keeps_exactly_the_varying_groups_and_refills(tiny_checkpoint, prompts_jsonl, tmp_path):
+    cfg = config(tiny_checkpoint, prompts_jsonl, tmp_path / "ds", dynamic_sampling=True, max_refill_rounds=8)
+    batches, history = _train_with_snapshot(cfg)
+    target = 8 // G
+    for step, batch in batches.items():
+        calls = [c for c in CALLS if c["step"] == step - 1]
+        scored, varying = [g for c in calls for g in groups(c)], _varying(calls)
+        assert len(varying) >= target, "the cap was not hit, so the batch must be full of varying groups"
+        assert len(_varying(calls[:-1])) < target, "rounds stop as soon as the batch is full"
+        assert _rows(batch) == _expected(varying, target)
+        assert batch["completion_ids"].size(0) == 8 and bool((batch["advantages"] != 0).all())
+        assert int(batch["num_items_in_batch"]) == int(batch["completion_mask"].sum())
+        logged = next(h for h in history if h.get("step") == step and "reward" in h)
+        assert logged["dynamic_sampling/refill_rounds"] == len(calls) - 1
+        assert logged["dynamic_sampling/groups_dropped"] == len(scored) - len(varying)
+        assert logged["dynamic_sampling/groups_kept"] == target
+    assert any(len([c for c in CALLS if c["step"] == s - 1]) > 1 for s in batches), "no step needed a refill"
+
+
+def test_refill_cap_stops_refilling_and_masks_the_filler(tiny_checkpoint, prompts_jsonl, tmp_path):
+    cfg = config(tiny_checkpoint, prompts_jsonl, tmp_path / "cap", dynamic_sampling=True, max_refill_rounds=1,
+                 budget=4)
+    batches, history = _train_with_snapshot(cfg)
+    filler_steps = 0
+    for step, batch in batches.items():
+        calls = [c for c in CALLS if c["step"] == step - 1]
+        kept = min(len(_varying(calls)), 2)
+        assert len(calls) == (1 if len(_varying(calls[:1])) >= 2 else 2), "one refill at most, and only if short"
+        live = [i for i in range(8) if batch["completion_mask"][i].sum() > 0]
+        assert _rows(batch, live) == _expected(_varying(calls), kept)
+        assert batch["completion_ids"].size(0) == 8
+        assert int(batch["num_items_in_batch"]) == int(batch["completion_mask"].sum())
+        filler_steps += kept < 2
+    assert filler_steps > 0, "with the fixed seed at least one step hits the cap"
+    assert all(h["dynamic_sampling/refill_rounds"] <= 1 for h in history if "reward" in h)
+
+
+# --- budgets ------------------------------------------------------------------------------------------------------
+
+
+def _generated() -> tuple[int, int]:
+    """(completions, completion tokens) the reward saw, i.e. everything generated."""
+    return sum(len(c["ids"]) for c in CALLS), sum(len(i) for c in CALLS for i in c["ids"])
+
+
+@pytest.mark.parametrize(("unit", "amount", "completions", "steps", "dynamic"), [
+    ("steps", 3, 24, 3, False),
+    ("completions", 12, 12, 2, False),  # one full batch of 8, then a batch cut to the 4 left
+    ("prompts", 5, 20, 3, False),
+    ("completions", 20, 20, None, True),  # refills count: the last round is cut to what is left
+])
+def test_budget_stops_exactly_and_is_recorded(tiny_checkpoint, prompts_jsonl, tmp_path, unit, amount, completions,
+                                             steps, dynamic):
+    out = run_rl(config(tiny_checkpoint, prompts_jsonl, tmp_path / unit, budget_unit=unit, budget=amount,
+                        dynamic_sampling=dynamic))
+    budget = record(out)["budget"]
+    generated, tokens = _generated()
+    assert generated == completions == budget["spent"]["completions"]
+    assert budget["spent"]["tokens"] == tokens and budget["spent"]["prompts"] == completions // G
+    assert budget["reached"] and budget["unit"] == unit and budget["amount"] == amount
+    if steps is not None:
+        assert budget["spent"]["steps"] == steps
+    if dynamic:
+        assert budget["spent"]["refill_completions"] == sum(len(c["ids"]) for c in CALLS[1:]
+                                                            if c["step"] == CALLS[CALLS.index(c) - 1]["step"])
+
+
+def test_token_budget_stops_at_the_first_step_that_reaches_it(tiny_checkpoint, prompts_jsonl, tmp_path):
+    budget = 100  # a step generates at most 8 x 8 = 64 tokens, so at least two steps
+    out = run_rl(config(tiny_checkpoint, prompts_jsonl, tmp_path / "tokens", budget_unit="tokens", budget=budget))
+    spent = record(out)["budget"]["spent"]
+    per_step = defaultdict(int)
+    for call in CALLS:
+        per_step[call["step"]] += sum(len(i) for i in call["ids"])
+    totals = [sum(per_step[s] for s in range(k + 1)) for k in range(len(per_step))]
+    assert spent["tokens"] == totals[-1] >= budget > totals[-2]
+    assert spent["steps"] == len(per_step)
+
+
+# --- prompt order and resume ---------------------------------------------------------------------------------------
+
+
+def test_same_seed_and_budget_from_two_checkpoints_see_the_same_prompts(tmp_path, prompts_jsonl):
+    seen, orders = {}, {}
+    for name, arch, seed in (("a", "qwen2", 0), ("b", "llama", 5)):
+        start = save_tiny_checkpoint(tmp_path / name, arch=arch, seed=seed)
+        CALLS.clear()
+        out = run_rl(config(start, prompts_jsonl, tmp_path / f"rl-{name}", budget=3))
+        seen[name] = [c["row_id"] for c in CALLS]
+        orders[name] = record(out)["budget"]["spent"]["main_prompt_order"]
+    assert seen["a"] == seen["b"] and orders["a"] == orders["b"]
+    CALLS.clear()
+    out = run_rl(config(tmp_path / "a", prompts_jsonl, tmp_path / "rl-other-seed", budget=3, seed=8))
+    assert [c["row_id"] for c in CALLS] != seen["a"], "another seed must give another order"
+
+
+def test_resume_continues_the_budget_and_prompt_order(tiny_checkpoint, prompts_jsonl, tmp_path):
+    straight = record(run_rl(config(tiny_checkpoint, prompts_jsonl, tmp_path / "straight", budget=3)))
+    straight_calls = [c["row_id"] for c in CALLS]
+    CALLS.clear()
+    run_rl(config(tiny_checkpoint, prompts_jsonl, tmp_path / "resumed", budget=2, save_strategy="steps", save_steps=1))
+    shutil.rmtree(tmp_path / "resumed" / "checkpoint-2")  # killed after step 1's checkpoint
+    CALLS.clear()
+    resumed = record(run_rl(config(tiny_checkpoint, prompts_jsonl, tmp_path / "resumed", budget=3,
+                                   save_strategy="steps", save_steps=1)))
+    assert resumed["resumed_from"].endswith("checkpoint-1")
+    assert [c["row_id"] for c in CALLS] == straight_calls[1:]
+    for key in ("steps", "prompts", "completions", "main_prompt_order"):
+        assert resumed["budget"]["spent"][key] == straight["budget"]["spent"][key]
+
+
+# --- errors before training ---------------------------------------------------------------------------------------
+
+
+def test_mismatched_chat_template_names_both_sides(tiny_checkpoint, prompts_jsonl, tmp_path):
+    other = save_tiny_checkpoint(tmp_path / "other", arch="qwen2", seed=0)  # e.g. the base model of an SFT run
+    tokenizer = load_tokenizer(str(other))
+    tokenizer.chat_template = "{% for m in messages %}### {{ m['content'] }}\n{% endfor %}"
+    tokenizer.save_pretrained(other)
+    with pytest.raises(TemplateError, match="chat_template mismatch") as err:
+        run_rl(config(tiny_checkpoint, prompts_jsonl, tmp_path / "rl", tokenizer_name_or_path=str(other)))
+    assert str(other) in str(err.value) and str(tiny_checkpoint) in str(err.value)
+
+
+def test_template_turn_end_that_does_not_stop_generation_is_an_error(prompts_jsonl, tmp_path):
+    start = save_tiny_checkpoint(tmp_path / "eos", arch="qwen2", seed=0)
+    tokenizer = load_tokenizer(str(start))
+    tokenizer.eos_token = "<|endoftext|>"
+    tokenizer.save_pretrained(start)
+    model = AutoModelForCausalLM.from_pretrained(start)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.save_pretrained(start)
+    with pytest.raises(TemplateError, match=r"<\|im_end\|>.*none of the tokens that stop generation.*<\|endoftext\|>"):
+        run_rl(config(start, prompts_jsonl, tmp_path / "rl"))
+
+
+def test_missing_gold_field_names_row_and_field(tiny_checkpoint, tmp_path, write_jsonl):
+    rows = [{"question": "What is 1 + 1?", "answer": "#### 2"}, {"question": "What is 2 + 2?"}]
+    data = write_jsonl(tmp_path / "gsm8k_like.jsonl", rows)
+    with pytest.raises(DatasetError, match=r"row 1 has no 'answer'"):
+        run_rl(config(tiny_checkpoint, data, tmp_path / "rl", rewards=["math_accuracy"]))
+    prompts_only = write_jsonl(tmp_path / "prompts_only.jsonl", [{"prompt": "What is 1 + 1?", "level": 1}])
+    with pytest.raises(DatasetError, match=r"reward 'math_accuracy'.*'answer'"):
+        run_rl(config(tiny_checkpoint, prompts_only, tmp_path / "rl", rewards=["math_accuracy"]))
