@@ -7,10 +7,11 @@ Targets (issue 3): cached PriFT step <= 1.03x NLL and peak memory <= 1.02x NLL; 
 cache build >= 0.9x raw forward.
 
     python benchmarks/sft_step.py                     # full table (~10 min on 2 CPU cores)
-    python benchmarks/sft_step.py --rounds 1 --steps 2 --rows 32   # quick look
+    python benchmarks/sft_step.py --rounds 1 --steps 2 --rows 16 --skip-memory   # quick look
 
-Step times interleave the variants round by round so drift hits them alike; peak memory runs each variant in its
-own process (CPU: peak RSS of that process; GPU: torch.cuda.max_memory_allocated).
+Step times interleave the variants step by step on one shared model and optimizer, so whatever else the machine does
+hits them alike; peak memory runs each variant in its own process (CPU: peak RSS of that process; GPU:
+torch.cuda.max_memory_allocated).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import TrainerCallback
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "recipes" / "data" / "gsm8k_train_sample.jsonl"
@@ -41,24 +41,6 @@ VARIANTS = {  # name -> (method, reference_mode)
 }
 
 
-class StepTimer(TrainerCallback):
-    def __init__(self):
-        self.times: list[float] = []
-        self._start = 0.0
-
-    def _sync(self):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-
-    def on_step_begin(self, args, state, control, **kwargs):
-        self._sync()
-        self._start = time.perf_counter()
-
-    def on_step_end(self, args, state, control, **kwargs):
-        self._sync()
-        self.times.append(time.perf_counter() - self._start)
-
-
 def make_config(args, method: str, mode: str, out: str):
     from prift.sft.config import PriftSFTConfig
 
@@ -69,8 +51,8 @@ def make_config(args, method: str, mode: str, out: str):
         report_to="none", seed=0, reference_cache_dir=args.cache_dir, resume=False, dataloader_num_workers=0)
 
 
-def build_trainer(config):
-    """The same set-up `run_sft` does, stopping short of train()."""
+def build_trainer(config, policy=None):
+    """The same set-up `run_sft` does, stopping short of train(); `policy` reuses an already loaded model."""
     from prift.models.loading import load_causal_lm, load_tokenizer
     from prift.models.provenance import RunRecord
     from prift.sft.data import load_sft_dataset
@@ -80,7 +62,7 @@ def build_trainer(config):
 
     method = config.resolved_method()
     tokenizer = load_tokenizer(config.model_name_or_path)
-    policy = load_causal_lm(config.model_name_or_path, config.dtype)
+    policy = policy if policy is not None else load_causal_lm(config.model_name_or_path, config.dtype)
     dataset, _ = load_sft_dataset(config.dataset, adapter=config.dataset_adapter, max_samples=config.max_samples)
     trainer = PriorityTrainer(model=policy, args=config, train_dataset=dataset, processing_class=tokenizer,
                               data_collator=PriorityCollator(pad_token_id=tokenizer.pad_token_id), method=method,
@@ -92,14 +74,43 @@ def build_trainer(config):
     return trainer
 
 
-def time_variant(args, name: str) -> list[float]:
-    method, mode = VARIANTS[name]
-    with tempfile.TemporaryDirectory() as out:
-        trainer = build_trainer(make_config(args, method, mode, out))
-        timer = StepTimer()
-        trainer.add_callback(timer)
-        trainer.train()
-    return timer.times[1:]  # the first step pays one-off costs (optimizer state allocation)
+def _sync():
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def interleaved_step_times(args, out: str) -> dict[str, list[float]]:
+    """Train-step seconds per variant, the variants taking turns step by step on one shared model and AdamW.
+
+    A step is TRL's `training_step` (forward through our `compute_loss`, backward) plus the optimizer step, on the
+    same batches for every variant (same seed, same sampler). Taking turns step by step spreads whatever else the
+    machine does evenly over the variants.
+    """
+    from prift.models.loading import load_causal_lm
+
+    policy = load_causal_lm(args.model, "auto", "cuda" if torch.cuda.is_available() else None)
+    trainers = {name: build_trainer(make_config(args, *VARIANTS[name], f"{out}/{i}"), policy)
+                for i, name in enumerate(VARIANTS)}
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-7)
+    batches = {name: [trainer._prepare_inputs(b) for b in trainer.get_train_dataloader()][: args.steps]
+               for name, trainer in trainers.items()}
+    times: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    names = list(VARIANTS)
+    for step in range(args.steps * args.rounds):
+        for name in names[step % len(names):] + names[: step % len(names)]:  # rotate who goes first
+            batch = dict(batches[name][step % len(batches[name])])
+            _sync()
+            start = time.perf_counter()
+            tokens = (batch["labels"][:, 1:] != -100).sum()  # what Trainer passes as num_items_in_batch
+            trainers[name].training_step(policy, batch, tokens)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            _sync()
+            if step > 0:  # the first step allocates AdamW state
+                times[name].append(time.perf_counter() - start)
+        print(f"  step {step + 1}/{args.steps * args.rounds}: " + ", ".join(
+            f"{n} {times[n][-1]:.2f}s" for n in names if times[n]), flush=True)
+    return times
 
 
 def peak_memory_worker(args, name: str) -> None:
@@ -167,8 +178,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2-135m-instruct", help="start checkpoint (hub id, path, embedded)")
     parser.add_argument("--rows", type=int, default=64, help="GSM8K sample rows to train on")
-    parser.add_argument("--steps", type=int, default=3, help="train steps per variant per round (first is dropped)")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds over all variants")
+    parser.add_argument("--steps", type=int, default=4, help="distinct batches per variant (steps per round)")
+    parser.add_argument("--rounds", type=int, default=2, help="passes over those batches; the first step is dropped")
     parser.add_argument("--batch", type=int, default=4, help="per-device batch size")
     parser.add_argument("--max-length", type=int, default=256, help="max tokens per row")
     parser.add_argument("--cache-dir", default=None, help="reference cache folder (default: a temp dir)")
@@ -182,14 +193,11 @@ def main() -> int:
     args.cache_dir = args.cache_dir or holder.name
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
     print(f"# SFT step cost: {args.model} on {device}, batch {args.batch} x <= {args.max_length} tokens, "
-          f"{args.rounds} rounds x {args.steps - 1} timed steps", flush=True)
+          f"{args.steps * args.rounds - 1} timed steps per variant, interleaved", flush=True)
 
     build_tps, raw_tps = cache_vs_forward(args)
-    times: dict[str, list[float]] = {name: [] for name in VARIANTS}
-    for round_index in range(args.rounds):
-        for name in VARIANTS:
-            times[name] += time_variant(args, name)
-            print(f"  round {round_index + 1}: {name:<26} {statistics.median(times[name]):.2f} s/step", flush=True)
+    with tempfile.TemporaryDirectory() as out:
+        times = interleaved_step_times(args, out)
     memory = {} if args.skip_memory else {name: peak_memory(args, name) for name in VARIANTS}
 
     base_time = statistics.median(times["nll"])
