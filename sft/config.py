@@ -8,6 +8,7 @@ CPU both make training ~15x slower), and `report_to` defaults to `none`.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 
 import torch
@@ -93,6 +94,10 @@ class PriftSFTConfig(SFTConfig):
                           "($PRIFT_CACHE_DIR or ~/.cache/prift)."})
     reference_batch_size: int = field(
         default=8, metadata={"help": "Rows per no-grad reference forward when building the cache."})
+    reference_shard_rows: int = field(
+        default=256,
+        metadata={"help": "Rows per reference-cache shard: the unit a killed build resumes from and that "
+                          "processes split among themselves under `accelerate launch`."})
     ema_rho: float = field(
         default=0.99,
         metadata={"help": "EMA source decay: theta_ema <- rho*theta_ema + (1-rho)*theta after every optimizer step. "
@@ -120,6 +125,8 @@ class PriftSFTConfig(SFTConfig):
             self.bf16 = _on_cuda_bf16()
         if self.activation_checkpointing is None:
             self.activation_checkpointing = torch.cuda.is_available()
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
+            self.use_cpu = True  # several launched processes without GPUs: gloo DDP, not N independent runs
         if isinstance(self.rule_params, str):
             self.rule_params = self._parse_mapping("rule_params", self.rule_params)
         if self.divisor not in DIVISORS:

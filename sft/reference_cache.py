@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,21 +98,27 @@ class ReferenceCache:
         return self.dir / f"shard-{index:05d}.safetensors"
 
     def build(self, model, dataset, *, batch_size: int = 8, pad_token_id: int = 0, vocab_chunk: int | None = None,
-              progress: bool = True) -> dict:
-        """Compute every missing shard with `model` (no-grad, eval mode) and return build stats."""
+              progress: bool = True, rank: int = 0, world_size: int = 1, wait: Callable[[], None] = lambda: None
+              ) -> dict:
+        """Compute the missing shards with `model` (no-grad, eval mode) and return this process's build stats.
+
+        Under several processes every rank calls `build` with its `rank`, the `world_size` and a barrier `wait`:
+        rank r computes the missing shards i with i % world_size == r, then rank 0 marks the cache complete.
+        """
         from safetensors.numpy import save_file
         from tqdm.auto import tqdm
 
         self.dir.mkdir(parents=True, exist_ok=True)
         n_rows = len(dataset)
         shards = [range(start, min(start + self.shard_rows, n_rows)) for start in range(0, n_rows, self.shard_rows)]
-        todo = [i for i in range(len(shards)) if not self._shard_path(i).is_file()]
+        todo = [i for i in range(len(shards)) if not self._shard_path(i).is_file() and i % world_size == rank]
         lengths = [len(ids) for ids in dataset["input_ids"]]
         total_tokens = sum(lengths[r] for i in todo for r in shards[i])
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device
-        bar = tqdm(total=total_tokens, unit="tok", unit_scale=True, desc="reference signals", disable=not progress)
+        bar = tqdm(total=total_tokens, unit="tok", unit_scale=True, desc="reference signals",
+                   disable=not progress or rank != 0)
         try:
             for index in todo:
                 rows = list(shards[index])
@@ -126,9 +133,12 @@ class ReferenceCache:
             bar.close()
             model.train(was_training)
         stats = {"rows": n_rows, "shards": len(shards), "built_shards": len(todo), "tokens_scored": total_tokens,
-                 "elapsed_s": bar.format_dict.get("elapsed", 0.0)}
-        write_json_atomic(self.meta_path, {"key": self.key.__dict__, "digest": self.key.digest, "rows": n_rows,
-                                           "shard_rows": self.shard_rows, "complete": True, "last_build": stats})
+                 "elapsed_s": bar.format_dict.get("elapsed", 0.0), "rank": rank, "world_size": world_size}
+        wait()  # every rank's shards are on disk
+        if rank == 0:
+            write_json_atomic(self.meta_path, {"key": self.key.__dict__, "digest": self.key.digest, "rows": n_rows,
+                                               "shard_rows": self.shard_rows, "complete": True, "last_build": stats})
+        wait()  # nobody reads the cache before it is marked complete
         return stats
 
     @torch.no_grad()

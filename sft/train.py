@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from accelerate import PartialState
 from transformers.trainer_utils import get_last_checkpoint
 
 from prift.models.loading import load_causal_lm, load_tokenizer, resolve_dtype, resolve_model_path
@@ -54,7 +55,8 @@ def reference_cache_for(config: PriftSFTConfig, tokenizer, dataset, reference_pa
         data=dataset_fingerprint(dataset),
         signals=SIGNAL_NAMES,
     )
-    return ReferenceCache(config.reference_cache_dir or cache_root() / "reference-signals", key)
+    return ReferenceCache(config.reference_cache_dir or cache_root() / "reference-signals", key,
+                          shard_rows=config.reference_shard_rows)
 
 
 class _Setup:
@@ -81,9 +83,11 @@ class _Setup:
         else:
             print(f"[prift] building reference cache {cache.dir} ({len(dataset)} rows)", flush=True)
             model = self.reference_model(allow_policy=True).to(self.config.device)
+            state = PartialState()  # under `accelerate launch` the ranks split the shards
             self.record.extra["reference_cache_build"] = cache.build(
                 model, dataset, batch_size=self.config.reference_batch_size,
-                pad_token_id=self.tokenizer.pad_token_id, vocab_chunk=self.config.vocab_chunk)
+                pad_token_id=self.tokenizer.pad_token_id, vocab_chunk=self.config.vocab_chunk,
+                rank=state.process_index, world_size=state.num_processes, wait=state.wait_for_everyone)
         return CachedReference(), cache.attach(dataset)
 
     def sources(self, method: Method, dataset):
@@ -140,5 +144,7 @@ def run_sft(config: PriftSFTConfig) -> Path:
             source.load(last)
     result = trainer.train(resume_from_checkpoint=last)
     trainer.save_model(config.output_dir)
-    record.write(config.output_dir, metrics=result.metrics, resumed_from=last, log_history=trainer.state.log_history)
+    if trainer.is_world_process_zero():
+        record.write(config.output_dir, metrics=result.metrics, resumed_from=last,
+                     log_history=trainer.state.log_history, world_size=trainer.accelerator.num_processes)
     return Path(config.output_dir)

@@ -1,0 +1,64 @@
+"""`prift sft` under `accelerate launch` with 2 CPU processes (gloo) equals a 1-process run with the same global
+batch, and the reference-cache build is split between the ranks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+ACCELERATE = Path(sys.executable).with_name("accelerate")
+pytestmark = pytest.mark.skipif(not ACCELERATE.is_file(), reason="accelerate's launcher is not installed")
+
+
+def _sft_args(model: Path, data: Path, out: Path, per_device: int) -> list[str]:
+    return ["sft", "--model_name_or_path", str(model), "--dataset", str(data), "--method", "prift_mass",
+            "--output_dir", str(out), "--max_steps", "2", "--per_device_train_batch_size", str(per_device),
+            "--learning_rate", "1e-3", "--lr_scheduler_type", "constant", "--logging_steps", "1",
+            "--save_strategy", "no", "--disable_tqdm", "true", "--seed", "7", "--reference_shard_rows", "2",
+            "--dataloader_pin_memory", "false"]
+
+
+def _run(cmd: list[str], cache: Path) -> None:
+    env = {**os.environ, "PRIFT_CACHE_DIR": str(cache), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+
+
+def test_two_processes_equal_one_with_the_same_global_batch(tmp_path, tiny_checkpoint, arith_rows, write_jsonl):
+    data = write_jsonl(tmp_path / "data.jsonl", [*arith_rows, *arith_rows[:2]])  # 8 rows
+    # torchrun-style launch of 2 processes; without a GPU prift's config switches them to gloo DDP on the CPU
+    launch = [str(ACCELERATE), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+              "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "prift"]
+    _run(launch + _sft_args(tiny_checkpoint, data, tmp_path / "two", per_device=2), tmp_path / "cache-two")
+    _run([sys.executable, "-m", "prift"] + _sft_args(tiny_checkpoint, data, tmp_path / "one", per_device=4),
+         tmp_path / "cache-one")
+
+    two, one = (load_file(str(tmp_path / name / "model.safetensors")) for name in ("two", "one"))
+    start = load_file(str(tiny_checkpoint / "model.safetensors"))
+    assert two.keys() == one.keys()
+    moved = max((one[k] - start[k]).abs().max().item() for k in one)
+    assert moved > 1e-4  # training happened, so equality below is not trivial
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], atol=2e-6, rtol=1e-5)
+
+    run = json.loads((tmp_path / "two" / "run.json").read_text())
+    assert run["world_size"] == 2
+    build = run["reference_cache_build"]  # rank 0's share: shards 0, 2 of the 4 two-row shards
+    assert (build["rank"], build["world_size"], build["shards"], build["built_shards"]) == (0, 2, 4, 2)
+    caches = list((tmp_path / "cache-two" / "reference-signals").iterdir())
+    assert len(caches) == 1 and len(list(caches[0].glob("shard-*.safetensors"))) == 4
+    # the split cache holds the same signals as the one built by a single process
+    single = next((tmp_path / "cache-one" / "reference-signals").iterdir())
+    for shard in sorted(caches[0].glob("shard-*.safetensors")):
+        a, b = load_file(str(shard)), load_file(str(single / shard.name))
+        for key in a:
+            torch.testing.assert_close(a[key], b[key])
+    shutil.rmtree(tmp_path / "two")
