@@ -71,6 +71,19 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def ensure_writable(folder: str | Path) -> Path:
+    """Create `folder` and prove it takes a file, so a bad output dir fails before any work, naming the folder."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".prift-write-test.{os.getpid()}"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as err:
+        raise PermissionError(f"output dir {str(folder)!r} is not writable: {err.strerror or err}") from err
+    return folder
+
+
 def write_json_atomic(path: str | Path, payload: dict) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from prift.models.loading import load_causal_lm, load_tokenizer, resolve_dtype, resolve_model_path
 from prift.models.paths import cache_root
-from prift.models.provenance import RunRecord
+from prift.models.provenance import RunRecord, ensure_writable
 from prift.sft.config import PriftSFTConfig
 from prift.sft.data import DatasetError, load_sft_dataset
 from prift.sft.methods import Method
@@ -113,6 +113,7 @@ def _with_token_labels(dataset, source: str):
 
 def run_sft(config: PriftSFTConfig) -> Path:
     """Train one method; return the output folder holding the HF checkpoint and run.json."""
+    ensure_writable(config.output_dir)
     method = config.resolved_method()
     record = RunRecord("sft", config, seed=config.seed)
     record.extra["method"] = {"name": config.methods[0], "rule": method.rule, "source": method.source,

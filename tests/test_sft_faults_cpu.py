@@ -1,0 +1,62 @@
+"""Faults in the SFT stage: a run killed with SIGKILL mid-training and rerun ends bit-equal to an uninterrupted run;
+an unwritable output dir fails before any work with a message naming it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+
+def _command(model: Path, data: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "prift", "sft", "--model_name_or_path", str(model), "--dataset", str(data),
+            "--method", "prift_prob", "--output_dir", str(out), "--max_steps", "6", "--per_device_train_batch_size",
+            "2", "--learning_rate", "1e-3", "--save_strategy", "steps", "--save_steps", "1", "--logging_steps", "1",
+            "--disable_tqdm", "true", "--seed", "3", "--dataloader_pin_memory", "false", "--data_seed", "3"]
+
+
+def _env(cache: Path) -> dict:
+    return {**os.environ, "PRIFT_CACHE_DIR": str(cache), "OMP_NUM_THREADS": "1"}
+
+
+def test_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_path, tiny_checkpoint, arith_jsonl):
+    cache = tmp_path / "cache"
+    subprocess.run(_command(tiny_checkpoint, arith_jsonl, tmp_path / "clean"), env=_env(cache), check=True,
+                   capture_output=True, timeout=300)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_command(tiny_checkpoint, arith_jsonl, killed), env=_env(cache),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not (killed / "checkpoint-3" / "trainer_state.json").is_file():
+        assert proc.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline, "no checkpoint-3 in time"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "model.safetensors").exists()  # it really died before finishing
+
+    rerun = subprocess.run(_command(tiny_checkpoint, arith_jsonl, killed), env=_env(cache), capture_output=True,
+                           text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "resuming from" in rerun.stdout
+    clean, resumed = load_file(str(tmp_path / "clean" / "model.safetensors")), load_file(str(killed / "model.safetensors"))
+    for name in clean:
+        assert torch.equal(clean[name], resumed[name]), name
+
+
+def test_unwritable_output_dir_fails_before_any_work(tmp_path, tiny_checkpoint, arith_jsonl, sft_config, prift_cache):
+    from prift.sft.train import run_sft
+
+    blocker = tmp_path / "file-not-dir"
+    blocker.write_text("x")
+    with pytest.raises(PermissionError, match="file-not-dir"):
+        run_sft(sft_config(tiny_checkpoint, arith_jsonl, blocker / "out", method="prift_prob"))
+    assert not prift_cache.exists()  # no reference cache was built: it failed before the work
