@@ -145,6 +145,9 @@ class PriftRLConfig(GRPOConfig):
         self._add_overlong_reward()
         if self.max_refill_rounds < 0:
             raise ValueError(f"max_refill_rounds must be >= 0; got {self.max_refill_rounds}")
+        if self.generation_batch_size is not None and self.steps_per_generation is not None:
+            # a copy of a resolved config (dataclasses.replace) carries both, which GRPOConfig rejects
+            self.generation_batch_size = None
         super().__post_init__()
         self._check_batch_shapes()
         self._apply_budget()
@@ -178,11 +181,12 @@ class PriftRLConfig(GRPOConfig):
         if self.budget_unit == "steps":
             self.max_steps = self.budget
             return
-        if self.max_steps > 0:
-            raise ValueError(f"set either max_steps or a {self.budget_unit} budget, not both")
         completions = self.budget_completions or self.budget  # tokens: at least one per completion
         generations = math.ceil(completions / self.generation_batch_size)
-        self.max_steps = generations * self.num_iterations * self.steps_per_generation // self.gradient_accumulation_steps
+        bound = generations * self.num_iterations * self.steps_per_generation // self.gradient_accumulation_steps
+        if self.max_steps > 0 and self.max_steps != bound:  # equal: a copy of a resolved config
+            raise ValueError(f"set either max_steps or a {self.budget_unit} budget, not both")
+        self.max_steps = bound
 
     @staticmethod
     def _parse_mapping(name: str, text: str) -> dict:

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from prift import main as prift_main
+from prift.config import replace_config
 from prift.rl.budget import Budget
 from prift.rl.config import PriftRLConfig
 from prift.rl.data import DatasetError, load_rl_dataset
@@ -111,7 +112,7 @@ def test_config_defaults_follow_dapo_and_the_hardware():
 @pytest.mark.parametrize(("unit", "amount", "max_steps"), [("steps", 5, 5), ("completions", 20, 3),
                                                            ("prompts", 5, 3), ("tokens", 100, 13)])
 def test_budget_sets_an_upper_bound_on_steps(unit, amount, max_steps):
-    config = _config(budget_unit=unit, budget=amount)
+    config = replace_config(_config(budget_unit=unit, budget=amount), seed=3)  # a copy re-validates alike
     assert config.max_steps == max_steps == (amount if unit == "steps" else math.ceil(
         (amount * (4 if unit == "prompts" else 1)) / 8))
 
@@ -133,6 +134,8 @@ def test_overlong_buffer_adds_the_soft_overlong_reward_once():
     config = _config(rewards=["math_accuracy"], reward_weights=[2.0], overlong_buffer=4, overlong_weight=0.5)
     assert config.rewards == ["math_accuracy", "soft_overlong"] and config.reward_weights == [2.0, 0.5]
     assert dict(config.reward_specs())["soft_overlong"] == {"max_completion_len": 16, "soft_punish_cache": 4}
+    again = replace_config(config, seed=1)  # what a recipe pipeline does to derive per-run configs
+    assert (again.rewards, again.reward_weights, again.seed) == (config.rewards, config.reward_weights, 1)
     listed = _config(rewards=["math_accuracy", "soft_overlong"], overlong_buffer=4)
     assert listed.rewards == ["math_accuracy", "soft_overlong"] and listed.reward_weights is None
 
