@@ -17,7 +17,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rl": ("prift.commands.rl", "GRPO/DAPO on verifiable rewards: dynamic sampling, exact budget, vLLM or HF rollouts"),
     "eval": ("prift.commands.eval", "evaluate a checkpoint on math/code/medical benchmarks (avg@k, pass@k, maj@k)"),
     "report": ("prift.commands.report", "markdown/HTML table and PNG plot across prift eval runs"),
-    "demo": ("prift.commands.demo", "the CPU demo recipe on the embedded SmolLM2-135M"),
+    "run": ("prift.commands.run", "a YAML recipe end to end: eval base, SFT variants, RL from each under one budget, "
+                                  "eval, report; resumable"),
+    "demo": ("prift.commands.demo", "the CPU demo recipe on the embedded SmolLM2-135M (prift run of "
+                                    "recipes/demo/cpu_smollm2.yaml)"),
 }
 
 

@@ -1,0 +1,146 @@
+"""The PriFT paper's diagnostics of SFT checkpoints, computed on held-out rows (plots: `prift.recipes.plots`).
+
+On `samples` held-out prompt/completion rows, for the reference and every SFT checkpoint, per completion token t
+(target y_t, teacher-forced, temperature-1 softmax in fp32 via `prift.sft.signals`):
+
+- Fig 1a: p_theta(y_t) of each checkpoint against the reference's p_ref(y_t); Pearson and Spearman correlation
+  over all tokens. Reference-fed methods stay close to the reference; online methods drift.
+- Fig 3a: the token entropy H_t = -sum_v p(v) log p(v) of each checkpoint (full vocabulary), as a distribution.
+- Fig 5: one example's tokens with p_ref(y_t), each checkpoint's p_theta(y_t) and each variant's weight m_t from
+  `prift.sft.priorities.token_weights` (its rule on its source's logits: the reference for reference-fed methods,
+  the trained checkpoint itself for online/EMA ones; rules fed by data labels have no weight row).
+
+`run_diagnostics(config)` writes `<output_dir>/diagnostics.json` and returns the folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from prift.models.loading import load_causal_lm, load_tokenizer
+from prift.models.provenance import RunRecord, write_json_atomic
+from prift.recipes.recipe import Diagnostics
+from prift.sft.data import load_sft_dataset
+from prift.sft.methods import resolve_method
+from prift.sft.priorities import get_rule, token_weights
+from prift.sft.signals import signals_from_logits
+
+
+@dataclass
+class DiagnosticsRun:
+    """What the diagnostics stage reads: held-out rows, the reference, the SFT checkpoints and their presets."""
+
+    spec: Diagnostics
+    reference: str
+    checkpoints: dict[str, str]  # variant -> checkpoint folder
+    methods: dict[str, str]  # variant -> method preset
+    output_dir: str
+
+
+def _split(row: dict) -> tuple[list | str, list | str]:
+    if "messages" in row:
+        return row["messages"][:-1], row["messages"][-1:]
+    return row["prompt"], row["completion"]
+
+
+def encode(tokenizer, row: dict, max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids [1, T], labels [1, T] with -100 on the prompt): the chat-rendered row, completion tokens scored."""
+    prompt, completion = _split(row)
+    if isinstance(prompt, str):
+        prompt_text, full_text = prompt, prompt + completion
+    else:
+        prompt_text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        full_text = tokenizer.apply_chat_template(prompt + completion, tokenize=False)
+    if not full_text.startswith(prompt_text):
+        raise ValueError("the chat template renders the prompt differently with and without the completion")
+    ids = tokenizer(full_text, add_special_tokens=False).input_ids[:max_length]
+    prompt_len = len(tokenizer(prompt_text, add_special_tokens=False).input_ids)
+    labels = [-100] * min(prompt_len, len(ids)) + ids[prompt_len:]
+    return torch.tensor([ids]), torch.tensor([labels])
+
+
+@torch.no_grad()
+def aligned_logits(model, ids: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits [1, T-1, V] fp32, labels [1, T-1]): position t scores labels[t + 1]."""
+    logits = model(input_ids=ids.to(model.device)).logits[:, :-1].float().cpu()
+    return logits, labels[:, 1:]
+
+
+def token_stats(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, list[float]]:
+    """Target probability and full-vocabulary entropy at every scored position."""
+    mask = labels != -100
+    p = signals_from_logits(logits, labels, ("logp",))["logp"].exp()
+    logq = logits.log_softmax(-1)
+    entropy = -(logq.exp() * logq).sum(-1)
+    return {"p": p[mask].tolist(), "entropy": entropy[mask].tolist()}
+
+
+def _ranks(values: torch.Tensor) -> torch.Tensor:
+    ranks = torch.empty_like(values)
+    ranks[values.argsort()] = torch.arange(len(values), dtype=values.dtype)
+    return ranks
+
+
+def correlation(x: list[float], y: list[float]) -> dict[str, float]:
+    """Pearson and Spearman (Pearson of ranks; ties broken by order) correlation of two equal-length lists."""
+    a, b = torch.tensor(x, dtype=torch.float64), torch.tensor(y, dtype=torch.float64)
+    pearson = torch.corrcoef(torch.stack([a, b]))[0, 1].item()
+    spearman = torch.corrcoef(torch.stack([_ranks(a), _ranks(b)]))[0, 1].item()
+    return {"pearson": round(pearson, 5), "spearman": round(spearman, 5)}
+
+
+def _weights(preset: str, own: torch.Tensor, reference: torch.Tensor, labels: torch.Tensor) -> list[float] | None:
+    method = resolve_method(preset)
+    rule = get_rule(method.rule)
+    if rule.data:
+        return None
+    logits = reference if method.source == "reference" else own
+    extra = {"ref_logits": reference} if rule.reference_signals else {}
+    weights = token_weights(method.rule, logits, labels, **extra, **method.params)
+    return weights[labels != -100].tolist()
+
+
+def run_diagnostics(config: DiagnosticsRun) -> Path:
+    spec = config.spec
+    out = Path(config.output_dir)
+    record = RunRecord("diagnostics", config)
+    tokenizer = load_tokenizer(config.reference)
+    rows, provenance = load_sft_dataset(spec.dataset, split=spec.dataset_split, adapter=spec.dataset_adapter,
+                                        max_samples=spec.samples)
+    record.extra["data"] = provenance
+    encoded = [encode(tokenizer, row, spec.max_length) for row in rows]
+    example = encoded[spec.example % len(encoded)]
+    models = {"reference": config.reference, **config.checkpoints}
+    stats, example_logits = {}, {}
+    for name, path in models.items():
+        model = load_causal_lm(path, "float32").eval()
+        per_row = [aligned_logits(model, ids, labels) for ids, labels in encoded]
+        rows_stats = [token_stats(logits, labels) for logits, labels in per_row]
+        stats[name] = {key: [v for s in rows_stats for v in s[key]] for key in ("p", "entropy")}
+        example_logits[name] = aligned_logits(model, *example)
+        del model
+    ref_logits, ex_labels = example_logits["reference"]
+    tokens = [tokenizer.decode([t]) for t in ex_labels[ex_labels != -100].tolist()]
+    heat = {"p_ref": stats_row(ref_logits, ex_labels)}
+    for name in config.checkpoints:
+        heat[f"p {name}"] = stats_row(example_logits[name][0], ex_labels)
+    for name, preset in config.methods.items():
+        weights = _weights(preset, example_logits[name][0], ref_logits, ex_labels)
+        if weights is not None:
+            heat[f"m_t {name}"] = weights
+    checkpoints = {name: {**correlation(stats[name]["p"], stats["reference"]["p"]), "method": config.methods[name],
+                          "mean_entropy": sum(stats[name]["entropy"]) / len(stats[name]["entropy"])}
+                   for name in config.checkpoints}
+    write_json_atomic(out / "diagnostics.json", record.payload(
+        checkpoints=checkpoints, tokens=len(stats["reference"]["p"]),
+        values={name: {k: [round(v, 5) for v in vals] for k, vals in s.items()} for name, s in stats.items()},
+        example={"row": spec.example % len(encoded), "tokens": tokens,
+                 "rows": {k: [round(v, 5) for v in vals] for k, vals in heat.items()}}))
+    return out
+
+
+def stats_row(logits: torch.Tensor, labels: torch.Tensor) -> list[float]:
+    return token_stats(logits, labels)["p"]

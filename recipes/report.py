@@ -1,0 +1,221 @@
+"""The run report of a pipeline run folder: `report/report.{md,html}` plus PNGs, all read back from stage files.
+
+Sections: per init and benchmark the pre-RL and post-RL score (± stderr over problems) and the RL gain, with the
+RL budget actually spent beside them; every eval run (the `prift report` table, reused from `prift.eval.report`);
+RL reward curves of every init on one plot; pass@k curves; the PriFT paper's diagnostics (Fig 1a, 3a, 5); the
+stages with their status and wall time. The HTML embeds every PNG; `summary.png` is the one-figure overview.
+
+Init `base` is the base model: its pre-RL score is `eval/base`, its post-RL score `eval/rl-base` (the
+rl_from_base control arm).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from pathlib import Path
+
+from prift.eval.metrics import pass_at_k
+from prift.eval.report import build_table
+from prift.eval.report import plot as plot_eval_table
+from prift.recipes import plots
+from prift.recipes.pipeline import SUMMARY_FILE
+
+Rows = list[list[str]]
+
+
+def _json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def primary_metric(result: dict) -> str:
+    n = result.get("sampling", {}).get("n", 1)
+    return "pass@1" if n == 1 else f"avg@{n}"
+
+
+def _cell(results: dict | None, bench: str) -> tuple[float, float | None] | None:
+    result = (results or {}).get("results", {}).get(bench)
+    if not result:
+        return None
+    metric = result["metrics"].get(primary_metric(result))
+    return (metric["value"], metric["stderr"]) if metric else None
+
+
+def _fmt(cell: tuple[float, float | None] | None) -> str:
+    if cell is None:
+        return "—"
+    value, stderr = cell
+    return f"{100 * value:.1f}" + (f" ± {100 * stderr:.1f}" if stderr is not None else "")
+
+
+class RunData:
+    """Everything the report shows, read from `<run>/pipeline.json` and the stage output folders."""
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+        self.summary = _json(self.run_dir / SUMMARY_FILE)
+        if self.summary is None:
+            raise FileNotFoundError(f"{self.run_dir} has no {SUMMARY_FILE}: not a `prift run` folder")
+        self.stages = {s["name"]: s for s in self.summary["stages"]}
+        self.evals = {name: _json(Path(s["output"]) / "results.json") for name, s in self.stages.items()
+                      if s["kind"] == "eval" and s["status"] in ("done", "skipped")}
+        self.rl = {name.split("/", 1)[1]: _json(Path(s["output"]) / "run.json") for name, s in self.stages.items()
+                   if s["kind"] == "rl" and s["status"] in ("done", "skipped")}
+        diag = self.stages.get("diagnostics")
+        ok = diag and diag["status"] in ("done", "skipped")
+        self.diagnostics = _json(Path(diag["output"]) / "diagnostics.json") if ok else None
+        variants = [n.split("/", 1)[1] for n in self.stages if n.startswith("sft/")]
+        self.inits = variants + ["base"]
+        self.benchmarks = list(dict.fromkeys(b for r in self.evals.values() if r for b in r.get("results", {})))
+
+    def metric(self, bench: str) -> str:
+        return next(primary_metric(r["results"][bench]) for r in self.evals.values() if r and bench in r["results"])
+
+    def phases(self, init: str) -> dict[str, str]:
+        pre = "eval/base" if init == "base" else f"eval/sft-{init}"
+        return {"pre-RL": pre, "post-RL": f"eval/rl-{init}"}
+
+    def scores(self, bench: str) -> dict[str, dict[str, tuple[float, float | None] | None]]:
+        return {init: {phase: _cell(self.evals.get(stage), bench) for phase, stage in self.phases(init).items()
+                       if stage in self.stages} for init in self.inits}
+
+    def spent(self, init: str) -> str:
+        record = self.rl.get(init)
+        if not record:
+            return "—"
+        budget, spent = record["budget"], record["budget"]["spent"]
+        return (f"{spent.get(budget['unit'])}/{budget['amount']} {budget['unit']} ({spent['completions']} completions, "
+                f"{spent['tokens']} tokens, {spent['wall_time_s']:.0f} s)")
+
+    def reward_curves(self) -> dict[str, list]:
+        return {init: r["reward_curve"]["reward"]["points"] for init, r in self.rl.items()
+                if r and "reward" in r.get("reward_curve", {})}
+
+    def pass_at_k(self, bench: str) -> dict[str, list[float]]:
+        """Mean pass@k over problems for k = 1..n, per eval stage that ran `bench`."""
+        curves = {}
+        for stage, results in self.evals.items():
+            result = (results or {}).get("results", {}).get(bench)
+            if not result:
+                continue
+            path = Path(self.stages[stage]["output"]) / result["samples_file"]
+            correct: dict[str, list[bool]] = {}
+            for line in path.read_text().splitlines():
+                row = json.loads(line)
+                correct.setdefault(row["problem_id"], []).append(row["status"] == "correct")
+            n = result["sampling"]["n"]
+            counts = [sum(c) for c in correct.values() if len(c) == n]
+            if counts:
+                curves[stage] = [sum(pass_at_k(n, c, k) for c in counts) / len(counts) for k in range(1, n + 1)]
+        return curves
+
+
+def score_rows(data: RunData, bench: str) -> Rows:
+    rows = []
+    for init, cells in data.scores(bench).items():
+        pre, post = cells.get("pre-RL"), cells.get("post-RL")
+        gain = "—"
+        if pre and post:
+            err = math.hypot(pre[1] or 0.0, post[1] or 0.0)
+            gain = f"{100 * (post[0] - pre[0]):+.1f} ± {100 * err:.1f}"
+        rows.append([init, _fmt(pre), _fmt(post), gain, data.spent(init)])
+    return rows
+
+
+def stage_rows(data: RunData) -> Rows:
+    return [[s["name"], s["action"], s["status"], f"{s['wall_s']:.0f}", s.get("error") or ""]
+            for s in data.summary["stages"]]
+
+
+def diagnostics_rows(data: RunData) -> Rows:
+    checkpoints = (data.diagnostics or {}).get("checkpoints", {})
+    return [[name, f["method"], f"{f['pearson']:.3f}", f"{f['spearman']:.3f}", f"{f['mean_entropy']:.3f}"]
+            for name, f in checkpoints.items()]
+
+
+def eval_rows(data: RunData) -> tuple[list[str], Rows]:
+    names = [n for n, r in data.evals.items() if r]
+    if not names:
+        return ["checkpoint"], []
+    table = build_table([Path(data.stages[n]["output"]) for n in names], names)
+    header = ["eval run"] + [f"{b} {m}" for b, m in table.columns]
+    return header, [[row] + [_fmt(table.cells.get((row, b, m))) for b, m in table.columns] for row in table.rows]
+
+
+def md_table(header: list[str], rows: Rows) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
+
+
+def html_table(header: list[str], rows: Rows) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def figures(data: RunData, out: Path) -> dict[str, Path]:
+    """Every PNG of the report (only those whose data exist), summary.png first."""
+    single: dict[str, tuple] = {}
+    for bench in data.benchmarks:
+        single[f"scores_{bench}"] = (plots.scores_panel, data.scores(bench), f"{bench}: pre- vs post-RL")
+    if data.rl:
+        single["reward_curves"] = (plots.reward_panel, data.reward_curves())
+    for bench in data.benchmarks:
+        single[f"pass_at_k_{bench}"] = (plots.pass_at_k_panel, data.pass_at_k(bench), bench)
+    if data.diagnostics:
+        single["fig1a_correlation"] = (plots.correlation_panel, data.diagnostics)
+        single["fig3a_entropy"] = (plots.entropy_panel, data.diagnostics)
+    overview = [v for k, v in single.items() if not k.startswith("pass_at_k")]
+    paths = {"summary": plots.save_grid(out / "summary.png", [(p[0], p[1:]) for p in overview],
+                                        f"prift run {data.summary['recipe']}")}
+    for name, (draw, *args) in single.items():
+        paths[name] = plots.save(out / f"{name}.png", draw, *args)
+    if data.diagnostics:
+        width = max(7.0, 0.28 * len(data.diagnostics["example"]["tokens"]))
+        paths["fig5_heatmap"] = plots.save(out / "fig5_heatmap.png", plots.heatmap_panel, data.diagnostics,
+                                           size=(width, 1.2 + 0.35 * len(data.diagnostics["example"]["rows"])))
+    if data.evals:
+        paths["all_evals"] = plot_eval_table(build_table([Path(data.stages[n]["output"]) for n, r in data.evals.items()
+                                                          if r], [n for n, r in data.evals.items() if r]),
+                                             out / "all_evals.png")
+    return paths
+
+
+def sections(data: RunData) -> list[tuple[str, list[str], Rows]]:
+    out = [(f"{bench} ({data.metric(bench)}, %): pre-RL, post-RL, RL gain, budget spent",
+            ["init", "pre-RL", "post-RL", "RL gain (pts)", "RL budget spent"], score_rows(data, bench))
+           for bench in data.benchmarks]
+    out.append(("Every eval run (%, ± stderr)", *eval_rows(data)))
+    if data.diagnostics:
+        out.append((f"PriFT diagnostics on {data.diagnostics['tokens']} held-out tokens (vs the reference)",
+                    ["checkpoint", "method", "Pearson r", "Spearman r", "mean entropy"], diagnostics_rows(data)))
+    out.append(("Stages", ["stage", "action", "status", "wall (s)", "error"], stage_rows(data)))
+    return out
+
+
+def write_run_report(run_dir: str | Path) -> dict[str, Path]:
+    """report.md, report.html (PNGs embedded) and the PNGs in `<run>/report`; returns their paths."""
+    data = RunData(run_dir)
+    out = data.run_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    pngs = figures(data, out)
+    notes = data.summary.get("notes", [])
+    parts = sections(data)
+    md = [f"# prift run: {data.summary['recipe']}\n", *[f"> {n}\n" for n in notes]]
+    md += [f"## {title}\n\n{md_table(h, r)}" for title, h, r in parts]
+    md += [f"![{name}]({p.name})\n" for name, p in pngs.items()]
+    style = ("body{font-family:sans-serif;max-width:1300px;margin:auto}table{border-collapse:collapse;margin:8px 0}"
+             "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child{text-align:left}"
+             "img{max-width:100%}.note{background:#fff4d6;padding:6px}")
+    body = [f"<h1>prift run: {html.escape(data.summary['recipe'])}</h1>"]
+    body += [f"<p class='note'>{html.escape(n)}</p>" for n in notes]
+    body += [f"<h2>{html.escape(title)}</h2>{html_table(h, r)}" for title, h, r in parts]
+    body += [f"<h3>{name}</h3><img alt='{name}' src='data:image/png;base64,"
+             f"{base64.b64encode(p.read_bytes()).decode()}'>" for name, p in pngs.items()]
+    paths = {"markdown": out / "report.md", "html": out / "report.html", **pngs}
+    paths["markdown"].write_text("\n".join(md))
+    paths["html"].write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>prift run report</title>"
+                             f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+    return paths
