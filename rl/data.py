@@ -16,24 +16,16 @@ a file with a ``prompt`` column (text or chat messages) is used as is: its other
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-from prift.models.paths import data_root
-from prift.models.provenance import sha256_file
+from prift.models.datafiles import DatasetError, check_fields, read_rows
 from prift.rewards.answers import last_boxed
 
-LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 CODE_INSTRUCTION = "Write the function in a ```python code block."
 # MBPP's standard split by task_id (google-research mbpp README)
 MBPP_SPLITS = {"train": range(601, 975), "validation": range(511, 601), "test": range(11, 511), "prompt": range(1, 11)}
-
-
-class DatasetError(ValueError):
-    """A dataset that cannot be used for RL, with the source, row and field that make it so."""
 
 
 @dataclass(frozen=True)
@@ -84,24 +76,6 @@ def mbpp(row: dict) -> tuple[str, dict]:
     return prompt, {"tests": f"{row.get('test_setup_code') or ''}\n{asserts}".strip()}
 
 
-def _read_local(path: Path) -> list[dict]:
-    if path.suffix not in LOCAL_FORMATS:
-        raise DatasetError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(LOCAL_FORMATS)}")
-    if path.suffix == ".jsonl":
-        rows = []
-        for number, line in enumerate(path.read_text().splitlines()):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise DatasetError(f"{path}: line {number + 1} is not valid JSON ({err.msg})") from err
-        return rows
-    from datasets import load_dataset
-
-    return list(load_dataset(LOCAL_FORMATS[path.suffix], data_files=str(path), split="train"))
-
-
 def _detect(rows: list[dict], fmt: str) -> Source | None:
     """The row format of a local file: `fmt` when given, else the first source whose fields the first row has
     (a `prompt` column wins: prompt rows pass through)."""
@@ -118,50 +92,24 @@ def _read(spec: str, split: str, data_dir: str | None, fmt: str) -> tuple[list[d
     if fmt not in ("auto", "prompt", *SOURCES):
         raise DatasetError(f"unknown dataset_format {fmt!r}; valid: auto, prompt, {', '.join(SOURCES)}")
     source = SOURCES.get(spec)
-    path = Path(spec).expanduser()
-    if source is not None:
-        if split not in source.splits:
-            raise DatasetError(f"dataset {spec!r} has no split {split!r}; valid: {', '.join(source.splits)}")
-        root = data_root(data_dir)
-        path = root / source.local.format(split=split) if root is not None else path
-    if path.is_file():
-        rows = _read_local(path)
-        return rows, {"source": str(path), "sha256": sha256_file(path)}, source or _detect(rows, fmt)
-    if source is None:
-        raise DatasetError(f"dataset {spec!r} is neither a built-in RL dataset ({', '.join(SOURCES)}) nor a file")
-    from datasets import load_dataset
-
-    hub_id, config = source.hub
-    try:
-        rows = load_dataset(hub_id, config, split=split)
-    except Exception as err:  # datasets raises many types for a missing or unreachable dataset
-        raise DatasetError(f"dataset {spec!r} has no local file ({path}) and could not be loaded from the hub as "
-                           f"{hub_id!r}: {err}") from err
-    return list(rows), {"source": f"hub:{hub_id}:{config}:{split}", "fingerprint": rows._fingerprint}, source
-
-
-def _missing(value) -> bool:
-    return value is None or (isinstance(value, (str, list)) and not (value.strip() if isinstance(value, str) else value))
-
-
-def _check(row: dict, index: int, fields, where: str) -> None:
-    for name in fields:
-        if _missing(row.get(name)):
-            state = "an empty" if name in row and row[name] is not None else "no"
-            raise DatasetError(f"{where}: row {index} has {state} {name!r} (columns: {sorted(row)})")
+    if source is not None and split not in source.splits:
+        raise DatasetError(f"dataset {spec!r} has no split {split!r}; valid: {', '.join(source.splits)}")
+    rows, provenance = read_rows(spec, split=split, data_dir=data_dir, local=source and source.local,
+                                 hub=source and source.hub)
+    return rows, provenance, source or _detect(rows, fmt)
 
 
 def _to_row(raw: dict, index: int, source: Source | None, instruction: str | None, chat: bool, where: str) -> dict:
     if source is None:
-        _check(raw, index, ("prompt",), where)
+        check_fields(raw, index, ("prompt",), where)
         prompt, gold = raw["prompt"], {k: v for k, v in raw.items() if k != "prompt"}
-        _check(gold, index, list(gold), where)
+        check_fields(gold, index, list(gold), where)
         if not isinstance(prompt, str):  # already chat messages
             return {"prompt": prompt, **gold, "row_id": index}
     else:
-        _check(raw, index, source.fields, where)
+        check_fields(raw, index, source.fields, where)
         prompt, gold = source.convert(raw)
-        _check(gold, index, list(gold), f"{where} (derived gold)")
+        check_fields(gold, index, list(gold), f"{where} (derived gold)")
         instruction = source.instruction if instruction is None else instruction
     text = f"{prompt}\n{instruction}" if instruction else prompt
     return {"prompt": [{"role": "user", "content": text}] if chat else text, **gold, "row_id": index}

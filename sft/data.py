@@ -7,20 +7,12 @@ Every row becomes TRL's conversational prompt/completion format
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from prift.models.paths import data_root
-from prift.models.provenance import sha256_file
-
-LOCAL_SUFFIXES = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
-
-
-class DatasetError(ValueError):
-    """A dataset that cannot be used, with the source, row and field that make it so."""
+from prift.models.datafiles import DatasetError, check_fields, read_rows
 
 
 @dataclass(frozen=True)
@@ -77,30 +69,19 @@ def _is_messages(value) -> bool:
     return isinstance(value, list) and all(isinstance(m, dict) and "role" in m and "content" in m for m in value)
 
 
-def _check_row(row: dict, index: int, fields: tuple[str, ...], source: str) -> None:
-    for name in fields:
-        value = row.get(name)
-        if value is None:
-            raise DatasetError(f"{source}: row {index} has no field {name!r} (columns: {sorted(row)})")
-        if isinstance(value, str) and not value.strip():
-            raise DatasetError(f"{source}: row {index} has an empty {name!r}")
-        if isinstance(value, list) and not value:
-            raise DatasetError(f"{source}: row {index} has an empty {name!r}")
-
-
 def to_trl_row(row: dict, adapter: Adapter | None, index: int, source: str, chat_template: bool) -> dict:
     """One raw row -> a TRL row; conversational rows (lists of messages) pass through unchanged."""
     if adapter is None:
         if "messages" in row:
-            _check_row(row, index, ("messages",), source)
+            check_fields(row, index, ("messages",), source)
             if not _is_messages(row["messages"]):
                 raise DatasetError(f"{source}: row {index} field 'messages' is not a list of {{role, content}}")
             return {"messages": row["messages"]}
-        _check_row(row, index, ("prompt", "completion"), source)
+        check_fields(row, index, ("prompt", "completion"), source)
         if _is_messages(row["prompt"]) and _is_messages(row["completion"]):
             return {"prompt": row["prompt"], "completion": row["completion"]}
         adapter = ADAPTERS["prompt_completion"]
-    _check_row(row, index, adapter.fields, source)
+    check_fields(row, index, adapter.fields, source)
     prompt, completion = adapter.convert(row)
     if not completion.strip():
         raise DatasetError(f"{source}: row {index} gives an empty completion through adapter {adapter.name!r}")
@@ -109,45 +90,14 @@ def to_trl_row(row: dict, adapter: Adapter | None, index: int, source: str, chat
     return {"prompt": [{"role": "user", "content": prompt}], "completion": [{"role": "assistant", "content": completion}]}
 
 
-def _read_local(path: Path) -> list[dict]:
-    if path.suffix == ".jsonl":
-        rows = []
-        with open(path) as handle:
-            for number, line in enumerate(handle):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError as err:
-                        raise DatasetError(f"{path}: line {number + 1} is not valid JSON ({err.msg})") from err
-        return rows
-    from datasets import load_dataset
-
-    if path.suffix not in LOCAL_SUFFIXES:
-        raise DatasetError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(LOCAL_SUFFIXES)}")
-    return list(load_dataset(LOCAL_SUFFIXES[path.suffix], data_files=str(path), split="train"))
-
-
-def _locate(spec: str, split: str, data_dir: str | None) -> tuple[list[dict], dict, Adapter | None]:
-    """Rows, provenance and the implied adapter for a dataset spec: adapter name, local file or hub id."""
+def _read(spec: str, split: str, data_dir: str | None) -> tuple[list[dict], dict, Adapter | None]:
+    """Rows, provenance and the implied adapter for a spec: an adapter name, a local file or a hub dataset id."""
     adapter = ADAPTERS.get(spec)
-    path = Path(spec).expanduser()
-    if adapter is not None and adapter.local:
-        root = data_root(data_dir)
-        if root is not None and (root / adapter.local.format(split=split)).is_file():
-            path = root / adapter.local.format(split=split)
-    if path.is_file():
-        return _read_local(path), {"source": str(path), "sha256": sha256_file(path)}, adapter
-    if adapter is not None and adapter.hub is None:
-        raise DatasetError(f"dataset {spec!r} needs a local file; none found under the data dir")
-    hub_id, config = adapter.hub if adapter is not None else (spec, None)
-    from datasets import load_dataset
-
-    try:
-        hub_rows = load_dataset(hub_id, config, split=split)
-    except Exception as err:  # datasets raises many types for a missing or unreachable dataset
-        raise DatasetError(f"dataset {spec!r} is not a local file and could not be loaded from the hub as "
-                           f"{hub_id!r}: {err}") from err
-    return list(hub_rows), {"source": f"hub:{hub_id}:{config}:{split}", "fingerprint": hub_rows._fingerprint}, adapter
+    if adapter is not None:
+        rows, provenance = read_rows(spec, split=split, data_dir=data_dir, local=adapter.local, hub=adapter.hub)
+        return rows, provenance, adapter
+    hub = None if Path(spec).expanduser().exists() else (spec, None)
+    return (*read_rows(spec, split=split, data_dir=data_dir, hub=hub), None)
 
 
 def load_sft_dataset(spec: str, *, split: str = "train", adapter: str = "auto", data_dir: str | None = None,
@@ -160,7 +110,7 @@ def load_sft_dataset(spec: str, *, split: str = "train", adapter: str = "auto", 
 
     if adapter != "auto" and adapter not in ADAPTERS:
         raise DatasetError(f"unknown dataset adapter {adapter!r}; valid: auto, {', '.join(sorted(ADAPTERS))}")
-    rows, provenance, implied = _locate(spec, split, data_dir)
+    rows, provenance, implied = _read(spec, split, data_dir)
     chosen = ADAPTERS[adapter] if adapter != "auto" else implied
     if max_samples is not None:
         rows = rows[:max_samples]

@@ -274,7 +274,7 @@ def test_template_turn_end_that_does_not_stop_generation_is_an_error(prompts_jso
 def test_missing_gold_field_names_row_and_field(tiny_checkpoint, tmp_path, write_jsonl):
     rows = [{"question": "What is 1 + 1?", "answer": "#### 2"}, {"question": "What is 2 + 2?"}]
     data = write_jsonl(tmp_path / "gsm8k_like.jsonl", rows)
-    with pytest.raises(DatasetError, match=r"row 1 has no 'answer'"):
+    with pytest.raises(DatasetError, match=r"row 1 has no field 'answer'"):
         run_rl(config(tiny_checkpoint, data, tmp_path / "rl", rewards=["math_accuracy"]))
     prompts_only = write_jsonl(tmp_path / "prompts_only.jsonl", [{"prompt": "What is 1 + 1?", "level": 1}])
     with pytest.raises(DatasetError, match=r"reward 'math_accuracy'.*'answer'"):
