@@ -10,14 +10,13 @@ both make training ~15x slower), `report_to=none`.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 
-import torch
 from trl import GRPOConfig
 
 from prift.models.embedded import EMBEDDED_NAME
+from prift.models.hardware import HardwareDefaults, parse_mapping
 from prift.rl.budget import UNITS
 from prift.rl.rollout import resolve_backend
 
@@ -26,7 +25,7 @@ OVERLONG = "soft_overlong"
 
 
 @dataclass
-class PriftRLConfig(GRPOConfig):
+class PriftRLConfig(HardwareDefaults, GRPOConfig):
     r"""Configuration of the GRPO/DAPO stage (`prift rl`).
 
     Per prompt, G completions are sampled and scored by the weighted sum of the reward functions,
@@ -117,23 +116,12 @@ class PriftRLConfig(GRPOConfig):
         metadata={"help": "Upper clip bound of the ratio, 1 + epsilon_high (DAPO clip-higher; None = epsilon)."})
     lr_scheduler_type: str = field(default="constant", metadata={"help": "Learning-rate schedule (DAPO: constant)."})
     logging_steps: float = field(default=1, metadata={"help": "Log every X optimizer steps."})
-    bf16: bool | None = field(
-        default=None, metadata={"help": "bf16 mixed precision; default: on when a bf16-capable CUDA GPU is present."})
-    activation_checkpointing: bool | None = field(
-        default=None,
-        metadata={"help": "Activation (gradient) checkpointing; default: on when a CUDA GPU is present.", "nargs": "?",
-                  "const": True})
-    report_to: None | str | list[str] = field(
-        default="none", metadata={"help": "Loggers for metrics: none, tensorboard, wandb, trackio, ..."})
 
     def __post_init__(self):
-        if self.bf16 is None:
-            self.bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-        if self.activation_checkpointing is None:
-            self.activation_checkpointing = torch.cuda.is_available()
-        self.gradient_checkpointing = self.activation_checkpointing
+        self.resolve_hardware()
         if isinstance(self.reward_settings, str):
-            self.reward_settings = self._parse_mapping("reward_settings", self.reward_settings)
+            self.reward_settings = parse_mapping("reward_settings", self.reward_settings,
+                                                 '{"code_pass": {"timeout_s": 5}}')
         self.rollout_backend = resolve_backend("vllm" if self.use_vllm else self.rollout_backend)
         self.use_vllm = self.rollout_backend == "vllm"
         if self.loss_type not in DAPO_LOSSES:
@@ -187,19 +175,6 @@ class PriftRLConfig(GRPOConfig):
         if self.max_steps > 0 and self.max_steps != bound:  # equal: a copy of a resolved config
             raise ValueError(f"set either max_steps or a {self.budget_unit} budget, not both")
         self.max_steps = bound
-
-    @staticmethod
-    def _parse_mapping(name: str, text: str) -> dict:
-        import yaml
-
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            value = yaml.safe_load(text)
-        if not isinstance(value, dict):
-            raise ValueError(f"{name}: expected a mapping such as '{{\"code_pass\": {{\"timeout_s\": 5}}}}', "
-                             f"got {text!r}")
-        return value
 
     def _add_overlong_reward(self) -> None:
         """overlong_buffer > 0 appends `soft_overlong` to the rewards (once: a re-validated copy keeps it once)."""

@@ -7,25 +7,19 @@ CPU both make training ~15x slower), and `report_to` defaults to `none`.
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 
-import torch
 from trl import SFTConfig
 
 from prift.models.embedded import EMBEDDED_NAME
+from prift.models.hardware import HardwareDefaults, parse_mapping
 from prift.sft.loss import DIVISORS
 from prift.sft.methods import resolve_method
 from prift.sft.sources import REFERENCE_MODES
 
 
-def _on_cuda_bf16() -> bool:
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-
-
 @dataclass
-class PriftSFTConfig(SFTConfig):
+class PriftSFTConfig(HardwareDefaults, SFTConfig):
     r"""Configuration of the token-priority SFT stage (`prift sft`).
 
     A *method* is a priority rule fed by a signal source (see `prift.sft.methods`):
@@ -109,26 +103,13 @@ class PriftSFTConfig(SFTConfig):
     resume: bool = field(
         default=True,
         metadata={"help": "Continue from the last checkpoint-* folder in output_dir when one exists."})
-    # prift's defaults for inherited fields (None = decided by the hardware in __post_init__)
+    # prift's defaults for inherited fields (bf16, activation checkpointing, report_to: see HardwareDefaults)
     output_dir: str | None = field(default="outputs/sft", metadata={"help": "Where checkpoints and run.json go."})
-    bf16: bool | None = field(
-        default=None, metadata={"help": "bf16 mixed precision; default: on when a bf16-capable CUDA GPU is present."})
-    activation_checkpointing: bool | None = field(
-        default=None,
-        metadata={"help": "Activation (gradient) checkpointing; default: on when a CUDA GPU is present.", "nargs": "?",
-                  "const": True})
-    report_to: None | str | list[str] = field(
-        default="none", metadata={"help": "Loggers for metrics: none, tensorboard, wandb, trackio, ..."})
 
     def __post_init__(self):
-        if self.bf16 is None:
-            self.bf16 = _on_cuda_bf16()
-        if self.activation_checkpointing is None:
-            self.activation_checkpointing = torch.cuda.is_available()
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
-            self.use_cpu = True  # several launched processes without GPUs: gloo DDP, not N independent runs
+        self.resolve_hardware()
         if isinstance(self.rule_params, str):
-            self.rule_params = self._parse_mapping("rule_params", self.rule_params)
+            self.rule_params = parse_mapping("rule_params", self.rule_params, '{"threshold": 0.5}')
         if self.divisor not in DIVISORS:
             raise ValueError(f"divisor: unknown value {self.divisor!r}; valid: {', '.join(DIVISORS)}")
         if self.reference_mode not in REFERENCE_MODES:
@@ -137,18 +118,6 @@ class PriftSFTConfig(SFTConfig):
         for name in self.methods:
             self.resolved_method(name)
         super().__post_init__()
-
-    @staticmethod
-    def _parse_mapping(name: str, text: str) -> dict:
-        import yaml
-
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            value = yaml.safe_load(text)
-        if not isinstance(value, dict):
-            raise ValueError(f"{name}: expected a mapping such as '{{\"threshold\": 0.5}}', got {text!r}")
-        return value
 
     @property
     def methods(self) -> list[str]:
