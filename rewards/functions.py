@@ -23,7 +23,7 @@ from prift.rewards.answers import last_boxed
 from prift.rewards.choice import extract_choice
 from prift.rewards.code import extract_code
 from prift.rewards.math import grade_many, grade_numeric
-from prift.rewards.registry import register_reward
+from prift.rewards.registry import RewardFn, register_reward
 from prift.rewards.sandbox import SandboxConfig, run_many
 
 Rewards = list[float | None]
@@ -102,49 +102,39 @@ def multiple_choice(prompts: list, completions: list, answer: Sequence[object] |
     return rewards
 
 
-def _code_rewards(
-    completions: list, tests: Sequence[object] | None, config: SandboxConfig, kwargs: dict, *, fraction: bool
-) -> Rewards:
-    tests = _require(tests, "tests")
-    rows = [i for i, t in enumerate(tests) if t is not None]
-    programs = [extract_code(completion_text(completions[i])) for i in rows]
-    results = run_many(programs, [tests[i] for i in rows], config, stop_on_failure=not fraction)
-    _log(kwargs, "sandbox_timeouts", sum(r.status == "timeout" for r in results))
-    _log(kwargs, "sandbox_errors", sum(r.status == "error" for r in results))
-    rewards: Rewards = [None] * len(completions)
-    for i, result in zip(rows, results, strict=True):
-        rewards[i] = result.pass_fraction if fraction else float(result.ok)
-    return rewards
+def _code_reward(name: str, fraction: bool, doc: str) -> RewardFn:
+    """A sandboxed code reward: all tests pass (1.0 / 0.0), or the fraction of test cases passed."""
+
+    def reward(
+        prompts: list,
+        completions: list,
+        tests: Sequence[object] | None = None,
+        timeout_s: float = 10.0,
+        memory_mb: int = 1024,
+        workers: int | None = None,
+        **kwargs,
+    ) -> Rewards:
+        config = SandboxConfig(timeout_s=timeout_s, memory_mb=memory_mb, **({"workers": workers} if workers else {}))
+        tests = _require(tests, "tests")
+        rows = [i for i, t in enumerate(tests) if t is not None]
+        programs = [extract_code(completion_text(completions[i])) for i in rows]
+        results = run_many(programs, [tests[i] for i in rows], config, stop_on_failure=not fraction)
+        _log(kwargs, "sandbox_timeouts", sum(r.status == "timeout" for r in results))
+        _log(kwargs, "sandbox_errors", sum(r.status == "error" for r in results))
+        rewards: Rewards = [None] * len(completions)
+        for i, result in zip(rows, results, strict=True):
+            rewards[i] = result.pass_fraction if fraction else float(result.ok)
+        return rewards
+
+    reward.__name__ = reward.__qualname__ = name
+    reward.__doc__ = doc
+    return register_reward(name)(reward)
 
 
-@register_reward("code_pass")
-def code_pass(
-    prompts: list,
-    completions: list,
-    tests: Sequence[object] | None = None,
-    timeout_s: float = 10.0,
-    memory_mb: int = 1024,
-    workers: int | None = None,
-    **kwargs,
-) -> Rewards:
-    """1.0 iff the last Python block of the completion passes all of ``tests`` in the sandbox."""
-    config = SandboxConfig(timeout_s=timeout_s, memory_mb=memory_mb, **({"workers": workers} if workers else {}))
-    return _code_rewards(completions, tests, config, kwargs, fraction=False)
-
-
-@register_reward("code_pass_fraction")
-def code_pass_fraction(
-    prompts: list,
-    completions: list,
-    tests: Sequence[object] | None = None,
-    timeout_s: float = 10.0,
-    memory_mb: int = 1024,
-    workers: int | None = None,
-    **kwargs,
-) -> Rewards:
-    """Fraction of ``tests`` cases the completion's program passes (every case runs)."""
-    config = SandboxConfig(timeout_s=timeout_s, memory_mb=memory_mb, **({"workers": workers} if workers else {}))
-    return _code_rewards(completions, tests, config, kwargs, fraction=True)
+code_pass = _code_reward("code_pass", False, "1.0 iff the last Python block of the completion passes all of ``tests`` "
+                                              "in the sandbox.")
+code_pass_fraction = _code_reward("code_pass_fraction", True, "Fraction of ``tests`` cases the completion's program "
+                                                               "passes (every case runs).")
 
 
 @register_reward("format_boxed")
