@@ -1,7 +1,7 @@
 """Priority rules vs. an independent float64 reference written here with plain loops (DESIGN.md, "The math").
 
 Nothing in this file calls the module's signal helpers to build an expectation: every expected weight comes from
-`_naive_*` below, which work on the logits as Python floats / numpy float64.
+`naive_signals` (tests/naive_signals.py), which works on the logits as Python floats / numpy float64.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
+from naive_signals import naive_signals
 
 from prift.sft.priorities import RULES, register_rule, token_weights
 
@@ -26,45 +27,6 @@ MARGIN = 1e-4  # thresholded rules are only compared where the naive value is th
 # ----------------------------------------------------------------------------------------------------------------
 # Independent float64 reference
 # ----------------------------------------------------------------------------------------------------------------
-
-
-def _row_stats(z: list[float], y: int) -> dict[str, float]:
-    """logp, mass (ties count as above) and top-20 entropy of one logit row, in float64 with plain loops."""
-    peak = max(z)
-    exps = [math.exp(v - peak) for v in z]
-    total = sum(exps)
-    probs = [e / total for e in exps]
-    logp = z[y] - peak - math.log(total)
-    mass = probs[y]
-    for v in range(len(z)):
-        if z[v] < z[y]:  # strictly below; a tie with the target counts as above
-            mass += probs[v]
-    top = sorted(z, reverse=True)[: min(20, len(z))]
-    top_peak = top[0]
-    top_exps = [math.exp(v - top_peak) for v in top]
-    top_total = sum(top_exps)
-    ent = 0.0
-    for e in top_exps:
-        q = e / top_total
-        if q > 0:
-            ent -= q * math.log(q)
-    return {"logp": logp, "p": math.exp(logp), "mass": mass, "ent20": ent}
-
-
-def _naive_signals(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, np.ndarray]:
-    """{name: float64 [B, T]} with NaN at masked positions (so a masked value can never be compared by accident)."""
-    z = logits.detach().double().numpy()
-    lab = labels.numpy()
-    b_, t_, _ = z.shape
-    out = {k: np.full((b_, t_), np.nan) for k in ("logp", "p", "mass", "ent20")}
-    for b in range(b_):
-        for t in range(t_):
-            if lab[b, t] == -100:
-                continue
-            stats = _row_stats([float(v) for v in z[b, t]], int(lab[b, t]))
-            for k, v in stats.items():
-                out[k][b, t] = v
-    return out
 
 
 def _assert_decisive(values: np.ndarray, labels: torch.Tensor, *thresholds: float) -> None:
@@ -125,7 +87,7 @@ def test_nll(seed):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_prob(seed, vocab_chunk):
     logits, labels = _batch(seed)
-    ref = _naive_signals(logits, labels)
+    ref = naive_signals(logits, labels)
     _assert_weights(token_weights("prob", logits, labels, vocab_chunk=vocab_chunk), ref["p"], labels)
 
 
@@ -134,7 +96,7 @@ def test_prob(seed, vocab_chunk):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_mass(seed, threshold, vocab_chunk):
     logits, labels = _batch(seed)
-    ref = _naive_signals(logits, labels)
+    ref = naive_signals(logits, labels)
     tau = 0.5 if threshold is None else threshold
     _assert_decisive(ref["mass"], labels, tau)
     params = {} if threshold is None else {"threshold": threshold}
@@ -164,7 +126,7 @@ def _tie_batch(seed: int):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_mass_with_ties_matches_naive(seed, vocab_chunk):
     logits, labels = _tie_batch(seed)
-    ref = _naive_signals(logits, labels)
+    ref = naive_signals(logits, labels)
     for tau in (0.3, 0.5, 0.7):
         _assert_decisive(ref["mass"], labels, tau)
         got = token_weights("mass", logits, labels, vocab_chunk=vocab_chunk, threshold=tau)
@@ -204,7 +166,7 @@ def test_mass_three_way_tie_counts_all_tied_above():
 def test_mass_threshold_boundary_is_inclusive(seed):
     """keep iff u_t >= tau: a threshold equal to u_t keeps, the next float32 above u_t drops."""
     logits, labels = _batch(seed)
-    ref = _naive_signals(logits, labels)
+    ref = naive_signals(logits, labels)
     b, t = 0, 1  # scored by construction
     u = float(ref["mass"][b, t])
     assert labels[b, t] != -100
@@ -237,7 +199,7 @@ PROFIT_SCALE = 4.0  # sharper rows, so that some targets have p >= 0.9 (profit's
 @pytest.mark.parametrize("seed", SEEDS)
 def test_profit(seed, direction, threshold, upper):
     logits, labels = _batch(seed, scale=PROFIT_SCALE)
-    p = _naive_signals(logits, labels)["p"]
+    p = naive_signals(logits, labels)["p"]
     lo = 0.1 if threshold is None else threshold
     hi = 0.9 if upper is None else upper
     _assert_decisive(p, labels, lo, hi)
@@ -256,7 +218,7 @@ def test_profit(seed, direction, threshold, upper):
 
 def test_profit_default_is_higher_and_data_spans_both_sides():
     logits, labels = _batch(0, scale=PROFIT_SCALE)
-    p = _naive_signals(logits, labels)["p"][labels.numpy() != -100]
+    p = naive_signals(logits, labels)["p"][labels.numpy() != -100]
     assert (p >= 0.1).any() and (p < 0.1).any() and (p >= 0.9).any()
     torch.testing.assert_close(token_weights("profit", logits, labels),
                                token_weights("profit", logits, labels, direction="higher"), rtol=0, atol=0)
@@ -272,7 +234,7 @@ def test_profit_unknown_direction():
 @pytest.mark.parametrize("seed", SEEDS)
 def test_talr_fixed_tau(seed, tau):
     logits, labels = _batch(seed)
-    p = _naive_signals(logits, labels)["p"]
+    p = naive_signals(logits, labels)["p"]
     _assert_weights(token_weights("talr", logits, labels, tau=tau), p ** (1.0 / tau), labels)
 
 
@@ -280,7 +242,7 @@ def test_talr_fixed_tau(seed, tau):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_talr_adaptive_tau_odd_sequences(seed, vocab_chunk):
     logits, labels = _batch(seed)  # B = 3: all sequences have scored tokens
-    ref = _naive_signals(logits, labels)
+    ref = naive_signals(logits, labels)
     tau = _naive_adaptive_tau(ref["logp"], labels)
     got = token_weights("talr", logits, labels, vocab_chunk=vocab_chunk)
     _assert_weights(got, ref["p"] ** (1.0 / tau), labels)
@@ -294,7 +256,7 @@ def test_talr_adaptive_tau_excludes_sequences_without_scored_tokens(seed):
     # B = 4 with one fully masked sequence: the median is over the 3 scored sequences (odd, unambiguous).
     logits, labels = _batch(seed, b=4)
     labels[2] = -100
-    ref = _naive_signals(logits, labels)
+    ref = naive_signals(logits, labels)
     tau = _naive_adaptive_tau(ref["logp"], labels)
     # if the empty sequence were counted (mean NLL 0) the median would move to (or towards) the smallest of the
     # three means: make sure the means are far enough apart for the test to see that
@@ -316,7 +278,7 @@ def test_talr_adaptive_tau_even_number_of_sequences(seed, case):
     else:
         logits, labels = _batch(seed, b=4)
         labels[:, 1] = 5  # make sure every row has a scored token
-    ref = _naive_signals(logits, labels)
+    ref = naive_signals(logits, labels)
     tau = _naive_adaptive_tau(ref["logp"], labels)
     got = token_weights("talr", logits, labels)
     _assert_weights(got, ref["p"] ** (1.0 / tau), labels)
@@ -327,7 +289,7 @@ def test_talr_adaptive_tau_even_number_of_sequences(seed, case):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_eaft(seed, vocab_chunk, alpha):
     logits, labels = _batch(seed)
-    ent = _naive_signals(logits, labels)["ent20"]
+    ent = naive_signals(logits, labels)["ent20"]
     a = 1.0 if alpha is None else alpha
     params = {} if alpha is None else {"alpha": alpha}
     got = token_weights("eaft", logits, labels, vocab_chunk=vocab_chunk, **params)
@@ -338,13 +300,13 @@ def test_eaft(seed, vocab_chunk, alpha):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_power(seed, alpha):
     logits, labels = _batch(seed)
-    p = _naive_signals(logits, labels)["p"]
+    p = naive_signals(logits, labels)["p"]
     _assert_weights(token_weights("power", logits, labels, alpha=alpha), p**alpha, labels)
 
 
 def _naive_rho1(logits, ref_logits, labels, ratio):
-    online = _naive_signals(logits, labels)["logp"]
-    ref = _naive_signals(ref_logits, labels)["logp"]
+    online = naive_signals(logits, labels)["logp"]
+    ref = naive_signals(ref_logits, labels)["logp"]
     lab = labels.numpy()
     scored = [(b, t) for b in range(lab.shape[0]) for t in range(lab.shape[1]) if lab[b, t] != -100]
     # CE_online - CE_ref = (-logp_online) - (-logp_ref)

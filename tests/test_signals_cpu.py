@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from naive_signals import naive_signals
 
 import prift.sft.signals as signals_module
 from prift.sft.signals import signals_from_hidden, signals_from_logits
@@ -15,41 +16,6 @@ B, T, V, H = 3, 7, 50, 16
 SEEDS = (0, 1, 2)
 NAMES = ("logp", "mass", "ent20")
 CHUNKS = (None, 7, 13, V)
-
-
-def _row_reference(z: list[float], y: int) -> dict[str, float]:
-    peak = max(z)
-    exps = [math.exp(v - peak) for v in z]
-    total = sum(exps)
-    logp = z[y] - peak - math.log(total)
-    mass = exps[y] / total
-    for v in range(len(z)):
-        if z[v] < z[y]:  # strictly below the target; ties count as above
-            mass += exps[v] / total
-    top = sorted(z, reverse=True)[: min(20, len(z))]
-    top_exps = [math.exp(v - top[0]) for v in top]
-    top_total = sum(top_exps)
-    ent = 0.0
-    for e in top_exps:
-        q = e / top_total
-        if q > 0:
-            ent -= q * math.log(q)
-    return {"logp": logp, "mass": mass, "ent20": ent}
-
-
-def _reference(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, np.ndarray]:
-    """float64 signals of the logits' exact values (bf16 values upcast); 0 where labels == -100."""
-    z = logits.detach().double().numpy()
-    lab = labels.numpy()
-    out = {name: np.zeros(lab.shape) for name in NAMES}
-    for b in range(lab.shape[0]):
-        for t in range(lab.shape[1]):
-            if lab[b, t] == -100:
-                continue
-            row = _row_reference([float(v) for v in z[b, t]], int(lab[b, t]))
-            for name in NAMES:
-                out[name][b, t] = row[name]
-    return out
 
 
 def _batch(seed: int, scale: float = 3.0, dtype=torch.float32, b: int = B, t: int = T, v: int = V):
@@ -77,13 +43,13 @@ def _check(got: dict[str, torch.Tensor], ref: dict[str, np.ndarray], labels: tor
 @pytest.mark.parametrize("seed", SEEDS)
 def test_signals_fp32_match_reference(seed, vocab_chunk):
     logits, labels = _batch(seed)
-    _check(signals_from_logits(logits, labels, NAMES, vocab_chunk), _reference(logits, labels), labels)
+    _check(signals_from_logits(logits, labels, NAMES, vocab_chunk), naive_signals(logits, labels, fill=0.0), labels)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_each_signal_alone(name):
     logits, labels = _batch(5)
-    _check(signals_from_logits(logits, labels, [name]), _reference(logits, labels), labels, names=(name,))
+    _check(signals_from_logits(logits, labels, [name]), naive_signals(logits, labels, fill=0.0), labels, names=(name,))
 
 
 @pytest.mark.parametrize("quantised", (False, True))
@@ -97,7 +63,7 @@ def test_signals_bf16_logits(seed, vocab_chunk, quantised):
         ties = sum(int((logits[b, t] == logits[b, t, int(labels[b, t])]).sum()) - 1
                    for b in range(B) for t in range(T) if labels[b, t] != -100)
         assert ties >= 3, "the quantised data must exercise ties with the target"
-    _check(signals_from_logits(logits, labels, NAMES, vocab_chunk), _reference(logits, labels), labels)
+    _check(signals_from_logits(logits, labels, NAMES, vocab_chunk), naive_signals(logits, labels, fill=0.0), labels)
 
 
 def test_mass_ties_count_above_in_bf16():
@@ -126,7 +92,7 @@ def test_large_magnitude_logits_stay_finite(seed, dtype, vocab_chunk):
     logits[1, 1, 4] = 80.0
     labels[1, 1] = 4
     got = signals_from_logits(logits, labels, NAMES, vocab_chunk)
-    ref = _reference(logits, labels)
+    ref = naive_signals(logits, labels, fill=0.0)
     # logp carries an absolute fp32 error of ~ |z| * 2^-24
     _check(got, ref, labels, atol=1e-4)
     assert got["logp"][1, 0].item() == pytest.approx(-160.0 - math.log(V - 1), abs=1e-3)
@@ -146,7 +112,7 @@ def test_signals_from_hidden_equals_logits(seed, vocab_chunk):
     from_logits = signals_from_logits(logits, labels, NAMES, vocab_chunk)
     for name in NAMES:
         torch.testing.assert_close(from_hidden[name], from_logits[name], rtol=1e-5, atol=1e-6)
-    _check(from_hidden, _reference(logits, labels), labels)
+    _check(from_hidden, naive_signals(logits, labels, fill=0.0), labels)
 
 
 @pytest.mark.parametrize("vocab_chunk", (None, 7, 13))
@@ -175,7 +141,7 @@ def test_token_chunks_match_whole(seed, vocab_chunk, monkeypatch):
     for name in NAMES:
         torch.testing.assert_close(chunked_logits[name], whole_logits[name], rtol=1e-6, atol=1e-6)
         torch.testing.assert_close(chunked_hidden[name], whole_hidden[name], rtol=1e-5, atol=1e-6)
-    _check(chunked_logits, _reference(logits, labels), labels)
+    _check(chunked_logits, naive_signals(logits, labels, fill=0.0), labels)
 
 
 def test_all_masked_gives_zeros():
