@@ -147,5 +147,6 @@ def run_sft(config: PriftSFTConfig) -> Path:
     trainer.save_model(config.output_dir)
     if trainer.is_world_process_zero():
         record.write(config.output_dir, metrics=result.metrics, resumed_from=last,
-                     log_history=trainer.state.log_history, world_size=trainer.accelerator.num_processes)
+                     log_history=trainer.state.log_history, world_size=trainer.accelerator.num_processes,
+                     skipped_nonfinite_steps=getattr(trainer, "skipped_steps", 0))
     return Path(config.output_dir)

@@ -85,6 +85,32 @@ class PriorityTrainer(SFTTrainer):
         if isinstance(source, EmaSource):
             self.add_callback(EmaCallback(source))
 
+    def create_optimizer(self, *args, **kwargs):
+        """TRL's optimizer, whose `step` skips (and counts) an update when any gradient is NaN or inf.
+
+        The gradients are checked after DDP's all-reduce, so every rank takes the same decision; a skipped step leaves
+        the weights and optimizer state untouched, like fp16 loss scaling does.
+        """
+        optimizer = super().create_optimizer(*args, **kwargs)
+        if getattr(optimizer, "_prift_guarded", False):
+            return optimizer
+        step = optimizer.step
+        self.skipped_steps = 0
+
+        def guarded_step(*step_args, **step_kwargs):
+            grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+            if grads and not torch.isfinite(torch.stack(torch._foreach_norm(grads))).all():
+                self.skipped_steps += 1
+                self._metrics["train"]["skipped_nonfinite_steps"].append(float(self.skipped_steps))
+                print(f"[prift] non-finite gradient at step {self.state.global_step + 1}: update skipped "
+                      f"({self.skipped_steps} so far)", flush=True)
+                return None
+            return step(*step_args, **step_kwargs)
+
+        optimizer.step = guarded_step
+        optimizer._prift_guarded = True
+        return optimizer
+
     def _set_signature_columns_if_needed(self):
         super()._set_signature_columns_if_needed()
         self._signature_columns = list(dict.fromkeys([*self._signature_columns, *EXTRA_COLUMNS]))

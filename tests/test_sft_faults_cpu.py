@@ -60,3 +60,29 @@ def test_unwritable_output_dir_fails_before_any_work(tmp_path, tiny_checkpoint, 
     with pytest.raises(PermissionError, match="file-not-dir"):
         run_sft(sft_config(tiny_checkpoint, arith_jsonl, blocker / "out", method="prift_prob"))
     assert not prift_cache.exists()  # no reference cache was built: it failed before the work
+
+
+def test_nonfinite_loss_steps_are_skipped_and_reported(tmp_path, tiny_checkpoint, arith_jsonl, sft_config,
+                                                      prift_cache):
+    """power with alpha = nan makes every weight (so loss and gradient) NaN: no update may touch the weights."""
+    import json
+
+    from prift.sft.train import run_sft
+
+    out = run_sft(sft_config(tiny_checkpoint, arith_jsonl, tmp_path / "nan", method="power",
+                             rule_params='{"alpha": NaN}', max_steps=2, learning_rate=1e-2))
+    run = json.loads((out / "run.json").read_text())
+    assert run["skipped_nonfinite_steps"] == 2
+    start, end = load_file(str(tiny_checkpoint / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    for name in start:
+        assert torch.equal(start[name], end[name]), name
+
+
+def test_finite_steps_are_not_skipped(tmp_path, tiny_checkpoint, arith_jsonl, sft_config, prift_cache):
+    import json
+
+    from prift.sft.train import run_sft
+
+    out = run_sft(sft_config(tiny_checkpoint, arith_jsonl, tmp_path / "ok", method="power",
+                             rule_params='{"alpha": 0.5}', max_steps=2, learning_rate=1e-2))
+    assert json.loads((out / "run.json").read_text())["skipped_nonfinite_steps"] == 0
