@@ -24,6 +24,21 @@ from prift.recipes import plots
 from prift.recipes.pipeline import SUMMARY_FILE
 
 Rows = list[list[str]]
+CAPTIONS = {  # figure name prefix -> heading in the report
+    "summary": "Overview",
+    "scores_": "Pre- vs post-RL score per init:",
+    "reward_curves": "RL reward curves of every init (one budget)",
+    "pass_at_k_": "pass@k curves:",
+    "fig1a_correlation": "Fig 1a: online vs reference target probabilities of the SFT checkpoints",
+    "fig3a_entropy": "Fig 3a: token-entropy distributions of the SFT checkpoints",
+    "fig5_heatmap": "Fig 5: one held-out example's token weights and probabilities",
+    "all_evals": "Every eval run",
+}
+
+
+def caption(name: str) -> str:
+    prefix = next(p for p in CAPTIONS if name.startswith(p))
+    return CAPTIONS[prefix] + (f" {name[len(prefix):]}" if prefix.endswith("_") else "")
 
 
 def _json(path: Path) -> dict | None:
@@ -205,14 +220,14 @@ def write_run_report(run_dir: str | Path) -> dict[str, Path]:
     parts = sections(data)
     md = [f"# prift run: {data.summary['recipe']}\n", *[f"> {n}\n" for n in notes]]
     md += [f"## {title}\n\n{md_table(h, r)}" for title, h, r in parts]
-    md += [f"![{name}]({p.name})\n" for name, p in pngs.items()]
+    md += [f"### {caption(name)}\n\n![{name}]({p.name})\n" for name, p in pngs.items()]
     style = ("body{font-family:sans-serif;max-width:1300px;margin:auto}table{border-collapse:collapse;margin:8px 0}"
              "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child{text-align:left}"
              "img{max-width:100%}.note{background:#fff4d6;padding:6px}")
     body = [f"<h1>prift run: {html.escape(data.summary['recipe'])}</h1>"]
     body += [f"<p class='note'>{html.escape(n)}</p>" for n in notes]
     body += [f"<h2>{html.escape(title)}</h2>{html_table(h, r)}" for title, h, r in parts]
-    body += [f"<h3>{name}</h3><img alt='{name}' src='data:image/png;base64,"
+    body += [f"<h3>{html.escape(caption(name))}</h3><img alt='{name}' src='data:image/png;base64,"
              f"{base64.b64encode(p.read_bytes()).decode()}'>" for name, p in pngs.items()]
     paths = {"markdown": out / "report.md", "html": out / "report.html", **pngs}
     paths["markdown"].write_text("\n".join(md))
