@@ -25,6 +25,7 @@ stages that need its output are blocked; independent stages still run.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import shutil
@@ -252,6 +253,7 @@ def run_stage(stage: Stage) -> None:
         stage.status = "done"
         _write_state(stage, "done", wall_s=round(time.time() - started, 1))
     stage.wall_s = time.time() - started
+    gc.collect()  # the stage's models and trainer go before the next stage loads its own
 
 
 def execute(stages: list[Stage], summary: Summary) -> Summary:
