@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transformers.trainer_utils import get_last_checkpoint
-
+from prift.models.checkpoints import last_complete_checkpoint
 from prift.models.loading import load_causal_lm, load_tokenizer, resolve_model_path
 from prift.models.provenance import RunRecord
 from prift.rewards.registry import get_reward
@@ -62,7 +61,7 @@ def run_rl(config: PriftRLConfig) -> Path:
     budget = Budget(config.budget_unit, config.budget, config.num_generations)
     trainer = PriftGRPOTrainer(model=policy, reward_funcs=list(rewards.values()), args=config, train_dataset=dataset,
                                processing_class=tokenizer, budget=budget)
-    last = get_last_checkpoint(config.output_dir) if config.resume and Path(config.output_dir).is_dir() else None
+    last = last_complete_checkpoint(config.output_dir) if config.resume else None
     if last:
         print(f"[prift] resuming from {last}", flush=True)
         budget.load(last)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from accelerate import PartialState
-from transformers.trainer_utils import get_last_checkpoint
 
+from prift.models.checkpoints import last_complete_checkpoint
 from prift.models.loading import load_causal_lm, load_tokenizer, resolve_dtype, resolve_model_path
 from prift.models.paths import cache_root
 from prift.models.provenance import RunRecord, ensure_writable
@@ -26,7 +26,7 @@ from prift.sft.reference_cache import (
     tokenizer_fingerprint,
 )
 from prift.sft.signals import SIGNAL_NAMES
-from prift.sft.sources import CachedReference, EmaSource, LiveModelSource, OnlineSource
+from prift.sft.sources import EMA_STATE_FILE, CachedReference, EmaSource, LiveModelSource, OnlineSource
 from prift.sft.trainer import TOKEN_LABELS, PriorityCollator, PriorityTrainer
 
 
@@ -138,7 +138,8 @@ def run_sft(config: PriftSFTConfig) -> Path:
         tokenized = _with_token_labels(tokenized, provenance["source"])
     trainer.set_sources(source, reference)
     trainer.train_dataset = tokenized
-    last = get_last_checkpoint(config.output_dir) if config.resume and Path(config.output_dir).is_dir() else None
+    required = (EMA_STATE_FILE,) if isinstance(source, EmaSource) else ()
+    last = last_complete_checkpoint(config.output_dir, required) if config.resume else None
     if last:
         print(f"[prift] resuming from {last}", flush=True)
         if isinstance(source, EmaSource):

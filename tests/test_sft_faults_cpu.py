@@ -1,4 +1,4 @@
-"""Faults in the SFT stage: a run killed with SIGKILL mid-training and rerun ends bit-equal to an uninterrupted run;
+"""Faults in the SFT stage: a run killed with SIGKILL mid-training (after checkpoint-2 of 20) and rerun ends bit-equal to an uninterrupted run;
 an unwritable output dir fails before any work with a message naming it."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from safetensors.torch import load_file
 
 def _command(model: Path, data: Path, out: Path) -> list[str]:
     return [sys.executable, "-m", "prift", "sft", "--model_name_or_path", str(model), "--dataset", str(data),
-            "--method", "prift_prob", "--output_dir", str(out), "--max_steps", "6", "--per_device_train_batch_size",
+            "--method", "prift_prob", "--output_dir", str(out), "--max_steps", "20", "--per_device_train_batch_size",
             "2", "--learning_rate", "1e-3", "--save_strategy", "steps", "--save_steps", "1", "--logging_steps", "1",
             "--disable_tqdm", "true", "--seed", "3", "--dataloader_pin_memory", "false", "--data_seed", "3"]
 
@@ -35,10 +35,10 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_path, tiny_checkpoin
     proc = subprocess.Popen(_command(tiny_checkpoint, arith_jsonl, killed), env=_env(cache),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
-    while not (killed / "checkpoint-3" / "trainer_state.json").is_file():
+    while not (killed / "checkpoint-2" / "trainer_state.json").is_file():  # 18 steps and saves still to go
         assert proc.poll() is None, "the run ended before it could be killed"
-        assert time.monotonic() < deadline, "no checkpoint-3 in time"
-        time.sleep(0.05)
+        assert time.monotonic() < deadline, "no checkpoint-2 in time"
+        time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (killed / "model.safetensors").exists()  # it really died before finishing
@@ -86,3 +86,19 @@ def test_finite_steps_are_not_skipped(tmp_path, tiny_checkpoint, arith_jsonl, sf
     out = run_sft(sft_config(tiny_checkpoint, arith_jsonl, tmp_path / "ok", method="power",
                              rule_params='{"alpha": 0.5}', max_steps=2, learning_rate=1e-2))
     assert json.loads((out / "run.json").read_text())["skipped_nonfinite_steps"] == 0
+
+
+def test_resume_point_skips_a_checkpoint_killed_while_saving(tmp_path):
+    from prift.models.checkpoints import last_complete_checkpoint
+
+    for step, files in ((2, ("model.safetensors", "trainer_state.json", "ema_model.safetensors")),
+                        (4, ("model.safetensors", "trainer_state.json")),  # complete for TRL, not for an EMA run
+                        (6, ("model.safetensors",))):  # killed before trainer_state.json
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        for name in files:
+            (folder / name).write_text("x")
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-4")
+    assert last_complete_checkpoint(tmp_path, ("ema_model.safetensors",)) == str(tmp_path / "checkpoint-2")
+    assert last_complete_checkpoint(tmp_path / "missing") is None
+    assert (tmp_path / "checkpoint-6").is_dir()  # left in place, not deleted
