@@ -198,10 +198,19 @@ def figures(data: RunData, out: Path) -> dict[str, Path]:
     return paths
 
 
-def sections(data: RunData) -> list[tuple[str, list[str], Rows]]:
-    out = [(f"{bench} ({data.metric(bench)}, %): pre-RL, post-RL, RL gain, budget spent",
+def score_sections(data: RunData) -> list[tuple[str, list[str], Rows]]:
+    return [(f"{bench} ({data.metric(bench)}, %): pre-RL, post-RL, RL gain, budget spent",
             ["init", "pre-RL", "post-RL", "RL gain (pts)", "RL budget spent"], score_rows(data, bench))
            for bench in data.benchmarks]
+
+
+def scores_markdown(run_dir: str | Path) -> str:
+    """The per-init score tables (pre-RL, post-RL, gain, budget spent) as markdown, for the terminal."""
+    return "\n".join(f"{title}\n\n{md_table(h, r)}" for title, h, r in score_sections(RunData(run_dir)))
+
+
+def sections(data: RunData) -> list[tuple[str, list[str], Rows]]:
+    out = score_sections(data)
     out.append(("Every eval run (%, ± stderr)", *eval_rows(data)))
     if data.diagnostics:
         out.append((f"PriFT diagnostics on {data.diagnostics['tokens']} held-out tokens (vs the reference)",

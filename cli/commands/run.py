@@ -41,10 +41,11 @@ def main(argv: list[str], prog: str = "prift run") -> int:
     if args.dry_run:
         return 0
 
-    from prift.recipes.report import write_run_report
+    from prift.recipes.report import scores_markdown, write_run_report
 
     summary = execute(stages, Summary(recipe.name, run_dir, recipe.report_notes()))
     paths = write_run_report(run_dir)
+    print("\n" + scores_markdown(run_dir))
     print(f"\n[prift] stage times (load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}):")
     for stage in summary.stages:
         print(f"  {stage.name:<24} {stage.status:<8} {stage.wall_s:7.0f} s  {stage.error or ''}")
