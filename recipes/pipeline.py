@@ -25,6 +25,7 @@ stages that need its output are blocked; independent stages still run.
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
 import json
@@ -148,19 +149,30 @@ def _strings(value: Any):
         yield value
 
 
-def _input_files(config: dict, run_dir: str) -> dict[str, str]:
-    """sha256 of every local file / checkpoint folder a config names outside the run folder."""
+@functools.lru_cache(maxsize=256)
+def _digest(path: str, stamp: tuple) -> str | None:
+    """sha256 of a file, or of a checkpoint folder's weights and config; memoised per (path, size/mtime stamp)
+    so a plan hashes a large base checkpoint once, not once per stage that reads it."""
     from prift.sft.reference_cache import checkpoint_fingerprint
 
+    if Path(path).is_file():
+        return sha256_file(path)
+    return checkpoint_fingerprint(path) if (Path(path) / "config.json").is_file() else None
+
+
+def _stamp(path: Path) -> tuple:
+    files = [path] if path.is_file() else sorted(path.iterdir())
+    return tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files if f.is_file())
+
+
+def _input_files(config: dict, run_dir: str) -> dict[str, str]:
+    """sha256 of every local file / checkpoint folder a config names outside the run folder."""
     found = {}
     for value in _strings(config):
         path = Path(value)
-        if value.startswith(run_dir) or value in found:
+        if value.startswith(run_dir) or value in found or not (path.is_file() or (path / "config.json").is_file()):
             continue
-        if path.is_file():
-            found[value] = sha256_file(path)
-        elif (path / "config.json").is_file():
-            found[value] = checkpoint_fingerprint(value)
+        found[value] = _digest(value, _stamp(path))
     return found
 
 

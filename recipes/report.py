@@ -104,6 +104,15 @@ class RunData:
         return (f"{spent.get(budget['unit'])}/{budget['amount']} {budget['unit']} ({spent['completions']} completions, "
                 f"{spent['tokens']} tokens, {spent['wall_time_s']:.0f} s)")
 
+    def prompt_order_note(self) -> str | None:
+        """Whether every RL init trained on the same prompts in the same order (from the budget's order digests)."""
+        orders = {init: r["budget"]["spent"]["main_prompt_order"]["sha256"] for init, r in self.rl.items() if r}
+        if len(orders) < 2:
+            return None
+        if len(set(orders.values())) == 1:
+            return f"RL prompt order: identical for all {len(orders)} inits (sha256 {next(iter(orders.values()))[:12]})"
+        return "RL prompt order DIFFERS between inits: " + ", ".join(f"{i}={d[:12]}" for i, d in orders.items())
+
     def reward_curves(self) -> dict[str, list]:
         return {init: r["reward_curve"]["reward"]["points"] for init, r in self.rl.items()
                 if r and "reward" in r.get("reward_curve", {})}
@@ -225,7 +234,7 @@ def write_run_report(run_dir: str | Path) -> dict[str, Path]:
     out = data.run_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     pngs = figures(data, out)
-    notes = data.summary.get("notes", [])
+    notes = [*data.summary.get("notes", []), *filter(None, [data.prompt_order_note()])]
     parts = sections(data)
     md = [f"# prift run: {data.summary['recipe']}\n", *[f"> {n}\n" for n in notes]]
     md += [f"## {title}\n\n{md_table(h, r)}" for title, h, r in parts]

@@ -98,7 +98,7 @@ def test_whole_chain_writes_every_stage_and_a_report_with_all_of_them(full_run):
     html = (full_run / "report" / "report.html").read_text()
     for stage in STAGES:
         assert stage in html
-    for section in ("pre-RL", "post-RL", "RL gain", "RL budget spent", "Fig 1a", "Fig 3a", "Fig 5", "RL reward curves",
+    for section in ("RL prompt order: identical for all 3 inits", "pre-RL", "post-RL", "RL gain", "RL budget spent", "Fig 1a", "Fig 3a", "Fig 5", "RL reward curves",
                     "pass@k curves: arith", "6/6 prompts"):
         assert section in html, section
     assert html.count("data:image/png;base64,") >= 7
