@@ -112,7 +112,7 @@ def run_diagnostics(config: DiagnosticsRun) -> Path:
                                         max_samples=spec.samples)
     record.extra["data"] = provenance
     encoded = [encode(tokenizer, row, spec.max_length) for row in rows]
-    example = encoded[spec.example % len(encoded)]
+    example = spec.example % len(encoded)
     models = {"reference": config.reference, **config.checkpoints}
     stats, example_logits = {}, {}
     for name, path in models.items():
@@ -120,8 +120,8 @@ def run_diagnostics(config: DiagnosticsRun) -> Path:
         per_row = [aligned_logits(model, ids, labels) for ids, labels in encoded]
         rows_stats = [token_stats(logits, labels) for logits, labels in per_row]
         stats[name] = {key: [v for s in rows_stats for v in s[key]] for key in ("p", "entropy")}
-        example_logits[name] = aligned_logits(model, *example)
-        del model
+        example_logits[name] = per_row[example]
+        del model, per_row
     ref_logits, ex_labels = example_logits["reference"]
     tokens = [tokenizer.decode([t]) for t in ex_labels[ex_labels != -100].tolist()]
     heat = {"p_ref": stats_row(ref_logits, ex_labels)}
@@ -137,7 +137,7 @@ def run_diagnostics(config: DiagnosticsRun) -> Path:
     write_json_atomic(out / "diagnostics.json", record.payload(
         checkpoints=checkpoints, tokens=len(stats["reference"]["p"]),
         values={name: {k: [round(v, 5) for v in vals] for k, vals in s.items()} for name, s in stats.items()},
-        example={"row": spec.example % len(encoded), "tokens": tokens,
+        example={"row": example, "tokens": tokens,
                  "rows": {k: [round(v, 5) for v in vals] for k, vals in heat.items()}}))
     return out
 
