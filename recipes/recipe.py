@@ -101,21 +101,21 @@ class Variant:
 class Recipe:
     """A validated recipe; `*_config` build each stage's config from it."""
 
-    path: Path
-    name: str
-    base_model: str
-    variants: list[Variant]
-    eval: dict
-    sft: dict = field(default_factory=dict)
-    rl: dict | None = None
-    reference_model: str | None = None
-    seed: int = 42
-    output_dir: str | None = None
-    rl_from_base: bool = False
-    eval_overrides: dict = field(default_factory=dict)
-    diagnostics: Diagnostics | None = None
-    unavailable_benchmarks: list[str] = field(default_factory=list)
-    notes: str = ""
+    path: Path  # the YAML file (relative paths in it are resolved against its folder)
+    name: str  # run name; the default run folder is outputs/<name>
+    base_model: str  # hub id, local checkpoint or the embedded alias: SFT start, eval/base, rl/base
+    variants: list[Variant]  # the SFT initialisations compared
+    eval: dict  # EvalConfig fields shared by every benchmark and checkpoint
+    sft: dict = field(default_factory=dict)  # PriftSFTConfig fields shared by every variant
+    rl: dict | None = None  # PriftRLConfig fields shared by every init (None: no RL stage)
+    reference_model: str | None = None  # frozen reference of reference-fed methods and diagnostics (None: base)
+    seed: int = 42  # the seed of every stage
+    output_dir: str | None = None  # run folder (`--output_dir` wins)
+    rl_from_base: bool = False  # add the control arm: RL from the base model under the same budget
+    eval_overrides: dict = field(default_factory=dict)  # benchmark -> EvalConfig fields for that benchmark only
+    diagnostics: Diagnostics | None = None  # held-out rows of the PriFT diagnostics (None: no diagnostics stage)
+    unavailable_benchmarks: list[str] = field(default_factory=list)  # paper benchmarks prift cannot run (reported)
+    notes: str = ""  # a line printed above the plan and the report
 
     def sft_config(self, variant: Variant, output_dir: str | Path) -> PriftSFTConfig:
         fields = {**self.sft, **variant.sft, "model_name_or_path": self.base_model, "method": variant.method,
