@@ -277,7 +277,7 @@ def execute(stages: list[Stage], summary: Summary) -> Summary:
         if bad:
             stage.status, stage.error = "blocked", f"input stage(s) failed: {', '.join(bad)}"
         elif stage.action == "skip":
-            stage.status = "skipped"
+            stage.status, stage.wall_s = "skipped", read_state(stage).get("wall_s", 0.0)  # the time it took once
         else:
             run_stage(stage)
         summary.write()

@@ -49,7 +49,7 @@ def main(argv: list[str], prog: str = "prift run") -> int:
     print(f"\n[prift] stage times (load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}):")
     for stage in summary.stages:
         print(f"  {stage.name:<24} {stage.status:<8} {stage.wall_s:7.0f} s  {stage.error or ''}")
-    print(f"  {'total':<24} {'':<8} {summary.elapsed():7.0f} s")
+    print(f"  {'total (this run)':<24} {'':<8} {summary.elapsed():7.0f} s")
     failed = [s.name for s in summary.stages if s.status in ("failed", "blocked")]
     if failed:
         print(f"[prift] failed or blocked stages: {', '.join(failed)} (details in {run_dir / 'pipeline.json'})")
