@@ -1,10 +1,12 @@
 """`prift report RUN_DIR...`: one table across checkpoints (rows) and benchmark x metric (columns, ± stderr) as
-markdown and HTML, plus a PNG bar plot, from the results.json of each `prift eval` run folder."""
+markdown and HTML, plus a PNG bar plot, from the results.json of each `prift eval` run folder. Given one `prift run`
+folder (it holds pipeline.json), it (re)writes that run's full report in <run>/report instead."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
@@ -15,6 +17,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--output_dir", default="outputs/report", help="where report.md/.html/.png are written")
     parser.add_argument("--labels", default=None, help="comma-separated row labels, one per run (default: model)")
     args = parser.parse_args(argv)
+    if len(args.runs) == 1 and (Path(args.runs[0]) / "pipeline.json").is_file():
+        from prift.recipes.report import write_run_report
+
+        paths = write_run_report(args.runs[0])
+        print("\n".join(f"[prift] {kind}: {path}" for kind, path in paths.items()))
+        return 0
     labels = args.labels.split(",") if args.labels else None
     if labels and len(labels) != len(args.runs):
         print("prift report: error: --labels needs one label per run", file=sys.stderr)
