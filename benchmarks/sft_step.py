@@ -10,8 +10,8 @@ cache build >= 0.9x raw forward.
     python benchmarks/sft_step.py --rounds 1 --steps 2 --rows 16 --skip-memory   # quick look
 
 Step times interleave the variants step by step on one shared model and optimizer, so whatever else the machine does
-hits them alike; peak memory runs each variant in its own process (CPU: peak RSS of that process; GPU:
-torch.cuda.max_memory_allocated).
+hits them alike; peak memory runs each variant in its own process (CPU: largest resident set sampled during training;
+GPU: torch.cuda.max_memory_allocated).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -113,16 +114,34 @@ def interleaved_step_times(args, out: str) -> dict[str, list[float]]:
     return times
 
 
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * resource.getpagesize()
+
+
 def peak_memory_worker(args, name: str) -> None:
-    """Child process: train `steps` steps of one variant and print its peak memory in bytes."""
+    """Child process: train `steps` steps of one variant; print the peak memory *while training* in bytes.
+
+    CPU: the largest resident set sampled every 5 ms during `train()` (the process-lifetime ru_maxrss is set by a
+    start-up transient that is the same for every variant). GPU: torch.cuda.max_memory_allocated over training.
+    """
     method, mode = VARIANTS[name]
     with tempfile.TemporaryDirectory() as out:
-        build_trainer(make_config(args, method, mode, out)).train()
-    if torch.cuda.is_available():
-        peak = torch.cuda.max_memory_allocated()
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"peak_bytes": peak}))
+        trainer = build_trainer(make_config(args, method, mode, out))
+        peak, done = [_rss_bytes()], threading.Event()
+
+        def sample():
+            while not done.wait(0.005):
+                peak[0] = max(peak[0], _rss_bytes())
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        if torch.cuda.is_available():
+            torch.cuda.reset_peak_memory_stats()
+        sampler.start()
+        trainer.train()
+        done.set()
+        sampler.join()
+    print(json.dumps({"peak_bytes": torch.cuda.max_memory_allocated() if torch.cuda.is_available() else peak[0]}))
 
 
 def peak_memory(args, name: str) -> int:
@@ -184,6 +203,7 @@ def main() -> int:
     parser.add_argument("--max-length", type=int, default=256, help="max tokens per row")
     parser.add_argument("--cache-dir", default=None, help="reference cache folder (default: a temp dir)")
     parser.add_argument("--skip-memory", action="store_true", help="skip the per-variant peak-memory processes")
+    parser.add_argument("--memory-only", action="store_true", help="only the per-variant peak-memory processes")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -195,6 +215,10 @@ def main() -> int:
     print(f"# SFT step cost: {args.model} on {device}, batch {args.batch} x <= {args.max_length} tokens, "
           f"{args.steps * args.rounds - 1} timed steps per variant, interleaved", flush=True)
 
+    if args.memory_only:
+        for name in VARIANTS:
+            print(f"| {name} | {peak_memory(args, name) / 2**30:.3f} GiB |", flush=True)
+        return 0
     build_tps, raw_tps = cache_vs_forward(args)
     with tempfile.TemporaryDirectory() as out:
         times = interleaved_step_times(args, out)
