@@ -36,8 +36,9 @@ class PriftSFTConfig(HardwareDefaults, SFTConfig):
                           "float32, bfloat16 or float16."})
     dataset: str = field(
         default="gsm8k",
-        metadata={"help": "Training data: a built-in adapter name (gsm8k, math), a local .jsonl/.json/.parquet/.csv "
-                          "file in TRL's prompt/completion or messages format, or a hub dataset id."})
+        metadata={"help": "Training data: a built-in adapter name (gsm8k, math, medmcqa), a local "
+                          ".jsonl/.json/.parquet/.csv file in TRL's prompt/completion or messages format, or a hub "
+                          "dataset id."})
     dataset_split: str = field(default="train", metadata={"help": "Split to load (hub ids and built-in adapters)."})
     dataset_adapter: str = field(
         default="auto",

@@ -1,4 +1,4 @@
-"""SFT data: TRL's standard formats from local files, hub ids, or built-in adapters (GSM8K, MATH).
+"""SFT data: TRL's standard formats from local files, hub ids, or built-in adapters (GSM8K, MATH, MedMCQA).
 
 Every row becomes TRL's conversational prompt/completion format
 `{"prompt": [{"role": "user", ...}], "completion": [{"role": "assistant", ...}]}` (or plain strings with
@@ -59,6 +59,29 @@ def math_solutions(row: dict) -> tuple[str, str]:
     return row["problem"], row["solution"]
 
 
+MC_LETTERS = "ABCD"
+MC_INSTRUCTION = ("Answer the multiple choice question above. The last line of your response should be of the form "
+                  "'Answer: X' where X is one of A, B, C, D.")
+
+
+@register_adapter("medmcqa", fields=("question", "opa", "opb", "opc", "opd", "cop"),
+                  hub=("openlifescienceai/medmcqa", None))
+def medmcqa(row: dict) -> tuple[str, str]:
+    """MedMCQA (0-based `cop`, the hub's convention) -> the prompt `prift eval` asks for `medmcqa` (question, `X. option`
+    lines, the 'Answer: X' instruction) and the completion `{exp}\nAnswer: X` (`Answer: X` alone when `exp` is empty
+    or "nan"). No local file: the shared data holds only the validation split, which is the evaluation set."""
+    options = [row[key] for key in ("opa", "opb", "opc", "opd")]
+    cop = int(row["cop"])
+    if not 0 <= cop < len(MC_LETTERS):
+        raise DatasetError(f"medmcqa: cop {row['cop']!r} is not an option index 0-3")
+    question = "\n".join([str(row["question"]).strip()] +
+                         [f"{MC_LETTERS[i]}. {str(option).strip()}" for i, option in enumerate(options)])
+    explanation = str(row.get("exp") or "").strip()
+    answer = f"Answer: {MC_LETTERS[cop]}"
+    completion = answer if explanation.lower() in ("", "nan", "none") else f"{explanation}\n{answer}"
+    return f"{question}\n\n{MC_INSTRUCTION}", completion
+
+
 @register_adapter("prompt_completion", fields=("prompt", "completion"))
 def prompt_completion(row: dict) -> tuple[str, str]:
     """TRL prompt/completion rows with string fields."""
@@ -82,7 +105,13 @@ def to_trl_row(row: dict, adapter: Adapter | None, index: int, source: str, chat
             return {"prompt": row["prompt"], "completion": row["completion"]}
         adapter = ADAPTERS["prompt_completion"]
     check_fields(row, index, adapter.fields, source)
-    prompt, completion = adapter.convert(row)
+    try:
+        prompt, completion = adapter.convert(row)
+    except (AttributeError, KeyError, TypeError, ValueError) as err:  # a wrong-typed or malformed field
+        raise DatasetError(f"{source}: row {index} cannot be read by adapter {adapter.name!r}: {err}") from err
+    if not isinstance(prompt, str) or not isinstance(completion, str):
+        raise DatasetError(f"{source}: row {index}: adapter {adapter.name!r} needs string fields, got prompt "
+                           f"{type(prompt).__name__} and completion {type(completion).__name__}")
     if not completion.strip():
         raise DatasetError(f"{source}: row {index} gives an empty completion through adapter {adapter.name!r}")
     if not chat_template:
