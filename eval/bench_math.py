@@ -1,11 +1,14 @@
-"""Math benchmarks: GSM8K (test 1319), MATH (test 5000), MATH-500 (test 500).
+"""Math benchmarks: GSM8K (test 1319), MATH (test 5000), MATH-500 (test 500), the rest of the PriFT paper's suite
+(Minerva Math 272, OlympiadBench 675, AIME24 30, AMC23 40).
 
 Gold answers (``../shared/data/*/SOURCE.md``): GSM8K = text after the last ``####``, stripped, commas removed;
-MATH = the last ``\\boxed{...}`` of ``solution``; MATH-500 = its ``answer`` field. All grade through
-``prift.rewards.math`` (numeric fast path, then math-verify with gold first), the verifier RL rewards use.
+MATH = the last ``\\boxed{...}`` of ``solution``; MATH-500 = its ``answer`` field. Minerva, OlympiadBench, AIME24
+and AMC23 read any of their published layouts through one getter, :func:`math_gold` (the choices of the
+Qwen2.5-Math evaluation harness's ``parse_ground_truth``). All grade through ``prift.rewards.math`` (numeric fast
+path, then math-verify with gold first), the verifier RL rewards use.
 
 Base-model prompts: GSM8K follows lm-evaluation-harness ``gsm8k`` (``Question: ...\\nAnswer: ...`` shots, stop at
-``Question:``) with the first 5 train rows as shots (lm-eval samples 5 with a fixed seed); MATH/MATH-500 use the
+``Question:``) with the first 5 train rows as shots (lm-eval samples 5 with a fixed seed); the others use the
 Minerva layout (``Problem:\\n...\\n\\nSolution:``) with the first 4 MATH train rows as shots.
 """
 
@@ -102,3 +105,81 @@ class MATH500(MathBenchmark):
         if not str(row["answer"]).strip():
             raise ValueError("empty answer")
         return Problem(row["unique_id"], row["problem"], str(row["answer"]), {"subject": row.get("subject")})
+
+
+def math_question(row: dict) -> str:
+    """The problem text: ``question`` (OlympiadBench, AMC23, math-ai/minervamath), else ``problem`` (MATH-style
+    files, AIME24, Qwen2.5-Math's minerva_math); ``ValueError`` when neither holds text."""
+    text = str(row.get("question") or row.get("problem") or "").strip()
+    if not text:
+        raise ValueError("no `question` or `problem` text")
+    return text
+
+
+def math_gold(row: dict) -> str:
+    """The gold answer of a row in any competition-math layout, first that holds one:
+
+    - ``answer`` (AIME24, AMC23, math-ai/minervamath); an integral float (AMC23's ``27.0``) -> ``27``;
+    - ``final_answer`` (OlympiadBench): a list's first entry, or a string, surrounding ``$`` stripped;
+    - the last ``\\boxed{}`` of ``solution`` (Qwen2.5-Math's minerva_math, math-ai/aime24); a list is joined.
+
+    ``ValueError`` when none gives a non-empty answer (the row is then recorded as an error, not evaluated).
+    """
+    answer, final, solution = row.get("answer"), row.get("final_answer"), row.get("solution")
+    if answer is not None and str(answer).strip():
+        gold = str(int(answer)) if isinstance(answer, float) and answer.is_integer() else str(answer)
+    elif final:
+        gold = str(final[0] if isinstance(final, list) else final).strip().strip("$")
+    elif solution:
+        gold = last_boxed("\n".join(map(str, solution)) if isinstance(solution, list) else str(solution)) or ""
+    else:
+        gold = ""
+    if not gold.strip():
+        raise ValueError("no gold answer: expected `answer`, `final_answer` or a \\boxed{} answer in `solution`")
+    return gold.strip()
+
+
+class CompetitionMath(MathBenchmark):
+    """One jsonl file of competition problems: question by :func:`math_question`, gold by :func:`math_gold`."""
+
+    def to_problem(self, row: dict, index: int) -> Problem:
+        return Problem(f"{self.name}/{index}", math_question(row), math_gold(row))
+
+
+@BENCHMARKS.register("minerva")
+class Minerva(CompetitionMath):
+    """Minerva Math (OCWCourses, 272): Qwen2.5-Math's file has ``problem`` + ``solution``, the hub ``question`` +
+    ``answer``."""
+
+    name, rows = "minerva", 272
+    files = ("minerva_math/test.jsonl",)
+    hub = ("math-ai/minervamath", None, "test")
+
+
+@BENCHMARKS.register("olympiadbench")
+class OlympiadBench(CompetitionMath):
+    """OlympiadBench OE_TO_maths_en_COMP (text-only English open-ended competition maths): ``question`` +
+    ``final_answer``. Qwen2.5-Math's file has 675 rows; the hub config has 674."""
+
+    name, rows = "olympiadbench", 675
+    files = ("olympiadbench/test.jsonl",)
+    hub = ("Hothan/OlympiadBench", "OE_TO_maths_en_COMP", "train")
+
+
+@BENCHMARKS.register("aime24")
+class AIME24(CompetitionMath):
+    """AIME 2024 I and II (30): ``problem`` + ``answer`` (Qwen2.5-Math), ``problem`` + boxed ``solution`` (hub)."""
+
+    name, rows = "aime24", 30
+    files = ("aime24/test.jsonl",)
+    hub = ("math-ai/aime24", None, "test")
+
+
+@BENCHMARKS.register("amc23")
+class AMC23(CompetitionMath):
+    """AMC 2023 (40): ``question`` + numeric ``answer`` (a float such as ``27.0``)."""
+
+    name, rows = "amc23", 40
+    files = ("amc23/test.jsonl",)
+    hub = ("math-ai/amc23", None, "test")
+

@@ -21,8 +21,9 @@ class EvalConfig:
                           "(the embedded SmolLM2-135M-Instruct)."})
     benchmarks: str = field(
         default="gsm8k",
-        metadata={"help": "Comma-separated benchmarks: gsm8k, math, math500, humaneval, mbpp, mbpp_sanitized, "
-                          "mbpp_plus, livecodebench, medqa, medmcqa, mmlu_medical, pubmedqa; or `all`."})
+        metadata={"help": "Comma-separated benchmarks: gsm8k, math, math500, minerva, olympiadbench, aime24, amc23, "
+                          "humaneval, mbpp, mbpp_sanitized, mbpp_plus, livecodebench, medqa, medmcqa, mmlu_medical, "
+                          "pubmedqa; or `all`."})
     output_dir: str = field(
         default="outputs/eval",
         metadata={"help": "Run folder: results.json, samples/<benchmark>.jsonl. Rerunning into it resumes."})
