@@ -1,9 +1,9 @@
 """Math benchmarks: GSM8K (test 1319), MATH (test 5000), MATH-500 (test 500), the rest of the PriFT paper's suite
-(Minerva Math 272, OlympiadBench 675, AIME24 30, AMC23 40).
+(Minerva Math 272, OlympiadBench 675, AIME24 30, AMC23 40), and ``NAME=PATH`` local files of the user's own.
 
 Gold answers (``../shared/data/*/SOURCE.md``): GSM8K = text after the last ``####``, stripped, commas removed;
-MATH = the last ``\\boxed{...}`` of ``solution``; MATH-500 = its ``answer`` field. Minerva, OlympiadBench, AIME24
-and AMC23 read any of their published layouts through one getter, :func:`math_gold` (the choices of the
+MATH = the last ``\\boxed{...}`` of ``solution``; MATH-500 = its ``answer`` field. Minerva, OlympiadBench, AIME24,
+AMC23 and local files read any of their published layouts through one getter, :func:`math_gold` (the choices of the
 Qwen2.5-Math evaluation harness's ``parse_ground_truth``). All grade through ``prift.rewards.math`` (numeric fast
 path, then math-verify with gold first), the verifier RL rewards use.
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prift.eval.benchmarks import BENCHMARKS, Benchmark, Problem, read_jsonl
+from prift.eval.benchmarks import BENCHMARKS, Benchmark, Problem, read_json_rows, read_jsonl
 from prift.rewards.answers import last_boxed
 
 BOXED_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -119,7 +119,7 @@ def math_question(row: dict) -> str:
 def math_gold(row: dict) -> str:
     """The gold answer of a row in any competition-math layout, first that holds one:
 
-    - ``answer`` (AIME24, AMC23, math-ai/minervamath); an integral float (AMC23's ``27.0``) -> ``27``;
+    - ``answer`` (AIME24, AMC23, math-ai/minervamath, local files); an integral float (AMC23's ``27.0``) -> ``27``;
     - ``final_answer`` (OlympiadBench): a list's first entry, or a string, surrounding ``$`` stripped;
     - the last ``\\boxed{}`` of ``solution`` (Qwen2.5-Math's minerva_math, math-ai/aime24); a list is joined.
 
@@ -183,3 +183,35 @@ class AMC23(CompetitionMath):
     files = ("amc23/test.jsonl",)
     hub = ("math-ai/amc23", None, "test")
 
+
+class LocalMath(CompetitionMath):
+    """``NAME=PATH``: a short-answer math benchmark named ``NAME`` from a local file (what ``get_benchmark`` builds
+    for such an item; ``data_dir`` plays no part). ``PATH`` (relative to the working directory) is JSON lines or a
+    JSON array of rows with ``question`` (or ``problem``) and ``answer`` (or the other layouts of
+    :func:`math_gold`). A row's ``prompt``, when present, is the ``chat`` template's user message verbatim; else it
+    is the question plus the boxed-answer instruction. The default template is ``qwen-boxed``, like every math
+    benchmark. Provenance records the file's path and sha256."""
+
+    split, rows, hub = "local", None, None
+
+    def __init__(self, name: str, path: str | Path, data_dir: str | Path | None = None, **settings) -> None:
+        self.name, self.path = name, Path(path)
+        self.files = (self.path.name,)
+        super().__init__(data_dir, **settings)
+
+    def local_root(self) -> Path:
+        if not self.path.is_file():
+            raise FileNotFoundError(f"benchmark {self.name}={self.path}: no such file")
+        return self.path.parent
+
+    def read_local(self, root: Path) -> list[dict]:
+        return read_json_rows(self.path)
+
+    def to_problem(self, row: dict, index: int) -> Problem:
+        problem = super().to_problem(row, index)
+        if row.get("prompt"):
+            problem.meta["prompt"] = str(row["prompt"])
+        return problem
+
+    def instruction(self, problem: Problem) -> str:
+        return problem.meta.get("prompt") or super().instruction(problem)

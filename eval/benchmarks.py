@@ -2,8 +2,11 @@
 
 Every benchmark names its split, the row count of the shared data (``rows``), the files it reads under the data
 root (``--data-dir`` / ``$PRIFT_DATA_DIR`` / ``../shared/data``) and the hub id users without those files get.
-The built-in ones live in :mod:`.bench_math`, :mod:`.bench_code` and :mod:`.bench_medical`; ``get_benchmark(name)``
-imports them on first use. Grading happens in :mod:`.grading` through :mod:`prift.rewards` only, by ``task``:
+The built-in ones live in :mod:`.bench_math`, :mod:`.bench_code` and :mod:`.bench_medical`; ``get_benchmark(item)``
+imports them on first use. A ``--benchmarks`` item is a built-in name or ``NAME=PATH``: a math benchmark named
+``NAME`` read from a local jsonl/json file of the user's own (:class:`prift.eval.bench_math.LocalMath`);
+``parse_benchmark(item)`` validates either form. Grading happens in :mod:`.grading` through :mod:`prift.rewards`
+only, by ``task``:
 
 - ``math``: ``gold`` is the final answer (LaTeX or a number), graded by ``prift.rewards.math.grade_many``;
 - ``choice``: ``gold`` is an option letter, graded by ``prift.rewards.choice.extract_choice``;
@@ -19,6 +22,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,8 +155,38 @@ class Benchmark:
         return None
 
 
-def get_benchmark(name: str, data_dir: str | Path | None = None, **settings: Any) -> Benchmark:
-    return BENCHMARKS.get(name)(data_dir, **settings)
+LOCAL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # NAME of a NAME=PATH item: it names files and folders
+
+
+def parse_benchmark(item: str) -> tuple[str, Path | None]:
+    """A ``--benchmarks`` item as ``(name, path)``: a built-in name -> ``(name, None)``; ``NAME=PATH`` ->
+    ``(NAME, PATH)``, a local-file math benchmark. ``ValueError`` (naming the item) for an unknown name, a NAME that
+    is a built-in benchmark or not a plain file name (letters, digits, ``_ . -``), and a PATH that is not a file."""
+    name, sep, path = (part.strip() for part in item.partition("="))
+    if not sep:
+        if name not in BENCHMARKS:
+            raise ValueError(f"unknown benchmark {name!r}; valid: {', '.join(benchmark_names())}, all, or NAME=PATH "
+                             "(a local jsonl/json file)")
+        return name, None
+    if not LOCAL_NAME.fullmatch(name):
+        raise ValueError(f"benchmark {item!r}: NAME must be letters, digits, '_', '.' or '-' (it names the results)")
+    if name in BENCHMARKS:
+        raise ValueError(f"benchmark {item!r}: {name!r} is a built-in benchmark; give the local file another NAME")
+    file = Path(path).expanduser()
+    if not file.is_file():
+        where = "" if file.is_absolute() else f" (looked for {file.resolve()})"
+        raise ValueError(f"benchmark {item!r}: no such file {path!r}{where}")
+    return name, file
+
+
+def get_benchmark(item: str, data_dir: str | Path | None = None, **settings: Any) -> Benchmark:
+    """The benchmark of a ``--benchmarks`` item (see :func:`parse_benchmark`), with its ``settings``."""
+    name, path = parse_benchmark(item)
+    if path is None:
+        return BENCHMARKS.get(name)(data_dir, **settings)
+    from prift.eval.bench_math import LocalMath
+
+    return LocalMath(name, path, data_dir, **settings)
 
 
 def benchmark_names() -> list[str]:
@@ -174,6 +208,20 @@ def read_jsonl(path: Path) -> list[dict]:
             except json.JSONDecodeError as exc:
                 rows.append({"__error__": f"{path.name}:{number}: malformed JSON ({exc})"})
     return rows
+
+
+def read_json_rows(path: Path) -> list[dict]:
+    """A JSON array of objects when the file starts with ``[``, else JSON lines (:func:`read_jsonl`); an item that
+    is not an object becomes ``{"__error__": ...}`` for that row."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        is_array = handle.read(4096).lstrip().startswith("[")
+    if not is_array:
+        return read_jsonl(path)
+    with opener(path, "rt", encoding="utf-8") as handle:
+        rows = json.load(handle)
+    return [row if isinstance(row, dict) else {"__error__": f"{path.name}: item {i} is not an object"}
+            for i, row in enumerate(rows)]
 
 
 def read_json_array(path: Path, unwrap: str | None = None) -> list[dict]:

@@ -23,7 +23,10 @@ class EvalConfig:
         default="gsm8k",
         metadata={"help": "Comma-separated benchmarks: gsm8k, math, math500, minerva, olympiadbench, aime24, amc23, "
                           "humaneval, mbpp, mbpp_sanitized, mbpp_plus, livecodebench, medqa, medmcqa, mmlu_medical, "
-                          "pubmedqa; or `all`."})
+                          "pubmedqa; or `all` (every built-in one). NAME=PATH adds a math benchmark NAME from a local "
+                          "jsonl/json file of your own: rows with `question` (or `problem`) and `answer`; a row's "
+                          "`prompt`, if any, is the chat template's user message verbatim. E.g. "
+                          "`gsm8k,arith=data/arith.jsonl`; results and samples are keyed by NAME."})
     output_dir: str = field(
         default="outputs/eval",
         metadata={"help": "Run folder: results.json, samples/<benchmark>.jsonl. Rerunning into it resumes."})
@@ -87,13 +90,9 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         from prift.eval.backends import BACKENDS
-        from prift.eval.benchmarks import benchmark_names
         from prift.eval.templates import TEMPLATES
 
-        valid = benchmark_names()
-        for name in self.benchmark_list:
-            if name not in valid:
-                raise ValueError(f"benchmarks: unknown benchmark {name!r}; valid: {', '.join(valid)}, all")
+        self.benchmark_items()  # validates every item
         for name in self.template_map().values():
             if name != "default" and name not in TEMPLATES:
                 raise ValueError(f"template: unknown template {name!r}; valid: {', '.join(TEMPLATES.names())}")
@@ -107,10 +106,27 @@ class EvalConfig:
 
     @property
     def benchmark_list(self) -> list[str]:
+        """The `benchmarks` items in order (`all` expanded): built-in names and `NAME=PATH` items."""
         from prift.eval.benchmarks import benchmark_names
 
         names = [b.strip() for b in self.benchmarks.split(",") if b.strip()]
         return benchmark_names() if names == ["all"] else names
+
+    def benchmark_items(self) -> dict[str, str]:
+        """{benchmark name: its item} in order; the name keys results, samples and per-benchmark settings.
+        `ValueError` for a bad item (see `prift.eval.benchmarks.parse_benchmark`) or a name given twice."""
+        from prift.eval.benchmarks import parse_benchmark
+
+        items: dict[str, str] = {}
+        for item in self.benchmark_list:
+            try:
+                name, _ = parse_benchmark(item)
+            except ValueError as err:
+                raise ValueError(f"benchmarks: {err}") from err
+            if name in items:
+                raise ValueError(f"benchmarks: {name!r} is given twice ({items[name]!r} and {item!r})")
+            items[name] = item
+        return items
 
     def template_map(self) -> dict[str, str]:
         """{benchmark or "*": template name} from `NAME` / `bench=NAME` items."""

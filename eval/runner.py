@@ -40,11 +40,12 @@ def chunk_seed(seed: int, benchmark: str, chunk: int) -> int:
 
 
 class BenchmarkRun:
-    """One benchmark of one eval run: problems, prompts, the sample store, and the generate-grade-write loop."""
+    """One benchmark of one eval run: problems, prompts, the sample store, and the generate-grade-write loop.
+    ``name`` keys the samples file and the results; ``item`` is its ``benchmarks`` item (``name`` or ``NAME=PATH``)."""
 
-    def __init__(self, name: str, config: EvalConfig, backend: Backend, tokenizer, out: Path) -> None:
+    def __init__(self, name: str, item: str, config: EvalConfig, backend: Backend, tokenizer, out: Path) -> None:
         self.name, self.config, self.backend = name, config, backend
-        self.bench: Benchmark = get_benchmark(name, config.data_dir, **config.benchmark_settings(name))
+        self.bench: Benchmark = get_benchmark(item, config.data_dir, **config.benchmark_settings(name))
         self.loaded = self.bench.load(config.limit)
         self.template = resolve_template(config.template_for(name), self.bench)
         self.chat = use_chat_template(self.template, tokenizer, config.chat_template)
@@ -160,9 +161,9 @@ def evaluate(config: EvalConfig, backend: Backend | None = None) -> Path:
     record.extra["model"] = {"name": config.model, **backend.describe()}
     results: dict[str, dict] = {}
     path = out / "results.json"
-    for name in config.benchmark_list:
+    for name, item in config.benchmark_items().items():
         started = time.perf_counter()
-        run = BenchmarkRun(name, config, backend, tokenizer, out)
+        run = BenchmarkRun(name, item, config, backend, tokenizer, out)
         for source in run.loaded.sources:
             if "sha256" in source:
                 record.fingerprints[f"{name}:{Path(source['path']).name}"] = source["sha256"]

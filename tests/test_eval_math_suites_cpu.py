@@ -1,6 +1,7 @@
-"""The rest of the PriFT paper's math suite (Minerva, OlympiadBench, AIME24, AMC23) on small fixture files in each
-dataset's real layouts (the data are not in ../shared/data): gold answers per layout, bad rows recorded without
-stopping the load, reference completions graded correct, and `prift eval` end to end on a tiny model."""
+"""The rest of the PriFT paper's math suite (Minerva, OlympiadBench, AIME24, AMC23) and `NAME=PATH` local-file
+benchmarks, on small fixture files in each dataset's real layouts (the data are not in ../shared/data): gold answers
+per layout, bad rows recorded without stopping the load, reference completions graded correct, and `prift eval`
+end to end on a tiny model."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from prift import main
-from prift.eval.bench_math import math_gold, math_question
+from prift.eval.bench_math import BOXED_INSTRUCTION, math_gold, math_question
 from prift.eval.benchmarks import get_benchmark
+from prift.eval.config import EvalConfig
 from prift.eval.grading import GradingSettings, grade
 from prift.models.provenance import sha256_file
 
@@ -149,17 +151,73 @@ def test_hub_layouts_load_through_the_same_getter(tmp_path):
                                                      "amc23": "9"}[name])
 
 
-def test_prift_eval_runs_the_suite_end_to_end(tmp_path, suite, tiny_checkpoint):
+def _local(tmp_path: Path, rows: list, name: str = "mine.jsonl", array: bool = False) -> Path:
+    path = tmp_path / name
+    text = json.dumps(rows) if array else "".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows)
+    path.write_text(text)
+    return path
+
+
+def test_local_file_benchmark_prompts_golds_and_bad_rows(tmp_path):
+    path = _local(tmp_path, [{"question": "What is 2 + 3?", "answer": 5, "prompt": "Add: 2 + 3. Box it."},
+                             {"problem": "What is 7 * 6?", "answer": "42"}, {"question": "no answer"}, "{oops"])
+    bench = get_benchmark(f"mine={path}")
+    assert (bench.name, bench.task, bench.default_template) == ("mine", "math", "qwen-boxed")
+    loaded = bench.load()
+    first, second, missing, broken = loaded.problems
+    assert [first.id, first.gold, second.gold] == ["mine/0", "5", "42"]
+    assert bench.instruction(first) == "Add: 2 + 3. Box it."  # the row's prompt, verbatim
+    assert bench.instruction(second) == f"What is 7 * 6?\n{BOXED_INSTRUCTION}"
+    assert "no gold answer" in missing.error and "malformed JSON" in broken.error
+    assert loaded.sources == [{"path": str(path), "sha256": sha256_file(path)}]
+    grades = grade(bench, [first, second], [bench.reference(first), "so \\boxed{41}"], SETTINGS)
+    assert [g.status for g in grades] == ["correct", "wrong"]
+
+
+def test_local_file_benchmark_reads_a_json_array(tmp_path):
+    path = _local(tmp_path, [{"question": "1 + 1?", "answer": "2"}, "not an object"], "rows.json", array=True)
+    problems = get_benchmark(f"arr={path}").load().problems
+    assert problems[0].gold == "2" and "not an object" in problems[1].error
+
+
+@pytest.mark.parametrize(("item", "expected"), [
+    ("mine=MISSING", ["benchmarks: benchmark 'mine=", "no such file", "missing.jsonl"]),
+    ("gsm8k=HERE", ["'gsm8k' is a built-in benchmark"]),
+    ("my bench=HERE", ["NAME must be letters"]),
+    ("=HERE", ["NAME must be letters"]),
+    ("mine=HERE,mine=HERE", ["'mine' is given twice"]),
+    ("gsm8k,gsm8k", ["'gsm8k' is given twice"]),
+    ("gsm9k", ["unknown benchmark 'gsm9k'", "NAME=PATH"]),
+])
+def test_bad_benchmark_items_fail_in_the_config_with_a_clear_error(tmp_path, item, expected):
+    here = _local(tmp_path, [{"question": "q", "answer": "1"}])
+    item = item.replace("MISSING", str(tmp_path / "missing.jsonl")).replace("HERE", str(here))
+    with pytest.raises(ValueError) as err:
+        EvalConfig(benchmarks=item)
+    for text in expected:
+        assert text in str(err.value), (text, str(err.value))
+
+
+def test_prift_eval_runs_the_suite_and_a_local_file_end_to_end(tmp_path, suite, tiny_checkpoint):
+    local = _local(tmp_path, [{"question": "What is 2 + 3?", "answer": "5", "prompt": "Add 2 and 3. Box it."},
+                              {"question": "What is 4 + 4?", "answer": "8"}])
     out = tmp_path / "run"
-    rc = main(["eval", "--model", str(tiny_checkpoint), "--benchmarks", "minerva,olympiadbench,aime24,amc23",
-               "--data_dir", str(suite), "--max_tokens", "4", "--batch_size", "8", "--output_dir", str(out),
-               "--progress", "false"])
+    rc = main(["eval", "--model", str(tiny_checkpoint), "--benchmarks", f"minerva,olympiadbench,aime24,amc23,mine={local}",
+               "--data_dir", str(suite), "--template", "mine=chat", "--max_tokens", "4", "--batch_size", "8",
+               "--output_dir", str(out), "--progress", "false"])
     assert rc == 0
     results = json.loads((out / "results.json").read_text())["results"]
-    assert list(results) == ["minerva", "olympiadbench", "aime24", "amc23"]
+    assert list(results) == ["minerva", "olympiadbench", "aime24", "amc23", "mine"]
     for name in SUITE:
         result = results[name]
         assert (result["rows_documented"], result["rows_loaded"], result["template"]) == (SUITE[name], 4, "qwen-boxed")
         assert [b["id"] for b in result["bad_rows"]] == [f"{name}/row2", f"{name}/row3"]
         assert sum(result["counts"].values()) == 4 and result["counts"].get("error") == 2
         assert result["data"][0]["path"] == str(suite / FIXTURES[name][0] / "test.jsonl")
+    mine = results["mine"]
+    assert (mine["rows_loaded"], mine["template"], mine["samples_file"]) == (2, "chat", "samples/mine.jsonl")
+    assert mine["data"] == [{"path": str(local), "sha256": sha256_file(local)}]
+    samples = [json.loads(line) for line in (out / "samples" / "mine.jsonl").read_text().splitlines()]
+    assert [s["problem_id"] for s in samples] == ["mine/0", "mine/1"] and [s["gold"] for s in samples] == ["5", "8"]
+    assert "Add 2 and 3. Box it." in samples[0]["prompt"] and "What is 2 + 3?" not in samples[0]["prompt"]
+    assert f"What is 4 + 4?\n{BOXED_INSTRUCTION}" in samples[1]["prompt"]
