@@ -4,18 +4,14 @@ batch, and the reference-cache build is split between the ranks."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
 import torch
+from launch import accelerate_launch, needs_accelerate, prift_command, run_command
 from safetensors.torch import load_file
 
-ACCELERATE = Path(sys.executable).with_name("accelerate")
-pytestmark = pytest.mark.skipif(not ACCELERATE.is_file(), reason="accelerate's launcher is not installed")
+pytestmark = needs_accelerate
 
 
 def _sft_args(model: Path, data: Path, out: Path, per_device: int) -> list[str]:
@@ -26,20 +22,13 @@ def _sft_args(model: Path, data: Path, out: Path, per_device: int) -> list[str]:
             "--dataloader_pin_memory", "false"]
 
 
-def _run(cmd: list[str], cache: Path) -> None:
-    env = {**os.environ, "PRIFT_CACHE_DIR": str(cache), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-4000:]
-
-
 def test_two_processes_equal_one_with_the_same_global_batch(tmp_path, tiny_checkpoint, arith_rows, write_jsonl):
     data = write_jsonl(tmp_path / "data.jsonl", [*arith_rows, *arith_rows[:2]])  # 8 rows
     # torchrun-style launch of 2 processes; without a GPU prift's config switches them to gloo DDP on the CPU
-    launch = [str(ACCELERATE), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-              "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "prift"]
-    _run(launch + _sft_args(tiny_checkpoint, data, tmp_path / "two", per_device=2), tmp_path / "cache-two")
-    _run([sys.executable, "-m", "prift"] + _sft_args(tiny_checkpoint, data, tmp_path / "one", per_device=4),
-         tmp_path / "cache-one")
+    run_command(accelerate_launch(2) + _sft_args(tiny_checkpoint, data, tmp_path / "two", per_device=2),
+                tmp_path / "cache-two")
+    run_command(prift_command() + _sft_args(tiny_checkpoint, data, tmp_path / "one", per_device=4),
+                tmp_path / "cache-one")
 
     two, one = (load_file(str(tmp_path / name / "model.safetensors")) for name in ("two", "one"))
     start = load_file(str(tiny_checkpoint / "model.safetensors"))
