@@ -12,7 +12,8 @@ A budget is ``amount`` of one unit:
 Generation lengths are unknown before sampling, so a token budget overshoots by less than one step's tokens; the
 overshoot is what ``spent`` records. Training stops only when the next micro-step would generate (never in the
 middle of reusing a generation batch, ``num_iterations > 1``). ``spent`` is saved in every checkpoint folder as
-``budget.json`` and restored on resume; it also counts what dynamic sampling's refill rounds cost.
+``budget.json`` (by the main process, after ``trainer_state.json``: a checkpoint without it is incomplete) and
+restored on resume; it also counts what dynamic sampling's refill rounds cost.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from transformers import TrainerCallback
+
+from prift.models.provenance import write_json_atomic
 
 UNITS = ("steps", "prompts", "completions", "tokens")
 BUDGET_FILE = "budget.json"
@@ -92,7 +95,7 @@ class Budget:
         return max(limit - self.spent.completions, 0)
 
     def save(self, folder: str | Path) -> None:
-        Path(folder, BUDGET_FILE).write_text(json.dumps(asdict(self.spent)))
+        write_json_atomic(Path(folder, BUDGET_FILE), asdict(self.spent))
 
     def load(self, folder: str | Path) -> None:
         path = Path(folder, BUDGET_FILE)
@@ -127,7 +130,8 @@ class BudgetCallback(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         self._tick(state)
-        self.budget.save(Path(args.output_dir) / f"checkpoint-{state.global_step}")
+        if state.is_world_process_zero:  # `spent` is global, the same on every process
+            self.budget.save(Path(args.output_dir) / f"checkpoint-{state.global_step}")
 
     def on_train_end(self, args, state, control, **kwargs):
         self._tick(state)

@@ -13,7 +13,7 @@ from prift.models.checkpoints import last_complete_checkpoint
 from prift.models.loading import load_causal_lm, load_tokenizer, resolve_model_path
 from prift.models.provenance import RunRecord
 from prift.rewards.registry import get_reward
-from prift.rl.budget import Budget
+from prift.rl.budget import BUDGET_FILE, Budget
 from prift.rl.config import PriftRLConfig
 from prift.rl.data import check_reward_columns, load_rl_dataset
 from prift.rl.template import check_same_template, check_turn_end
@@ -37,7 +37,8 @@ def reward_curve(log_history: list[dict]) -> dict:
 
 
 def run_rl(config: PriftRLConfig) -> Path:
-    """Train; return the output folder holding the HF checkpoint and run.json."""
+    """Train; return the output folder holding the HF checkpoint and run.json (written by the main process; all
+    processes return once it exists)."""
     record = RunRecord("rl", config, seed=config.seed)
     checkpoint = resolve_model_path(config.model_name_or_path)
     tokenizer_source = resolve_model_path(config.tokenizer_name_or_path or config.model_name_or_path)
@@ -61,12 +62,15 @@ def run_rl(config: PriftRLConfig) -> Path:
     budget = Budget(config.budget_unit, config.budget, config.num_generations)
     trainer = PriftGRPOTrainer(model=policy, reward_funcs=list(rewards.values()), args=config, train_dataset=dataset,
                                processing_class=tokenizer, budget=budget)
-    last = last_complete_checkpoint(config.output_dir) if config.resume else None
+    last = last_complete_checkpoint(config.output_dir, (BUDGET_FILE,)) if config.resume else None
     if last:
         print(f"[prift] resuming from {last}", flush=True)
         budget.load(last)
     result = trainer.train(resume_from_checkpoint=last)
     trainer.save_model(config.output_dir)
-    record.write(config.output_dir, metrics=result.metrics, resumed_from=last, budget=budget.record(),
-                 reward_curve=reward_curve(trainer.state.log_history), log_history=trainer.state.log_history)
+    if trainer.is_world_process_zero():  # every process holds the same record; one writes it
+        record.write(config.output_dir, metrics=result.metrics, resumed_from=last, budget=budget.record(),
+                     reward_curve=reward_curve(trainer.state.log_history), log_history=trainer.state.log_history,
+                     world_size=trainer.accelerator.num_processes)
+    trainer.accelerator.wait_for_everyone()  # every process returns once run.json exists
     return Path(config.output_dir)

@@ -5,11 +5,13 @@ each round's token count and gathered rewards) and one is extended (`_generate_a
 
 1. the generation batch is cut to the whole groups the budget still allows (`Budget.completions_left`);
 2. with ``dynamic_sampling``, each round is scored by TRL, groups with zero reward variance are set aside, and
-   fresh prompts from a `RefillStream` are scored until every process has B*S/G varying groups or
-   ``max_refill_rounds`` extra rounds ran (the decision uses the minimum over processes, so all processes run the
-   same rounds: TRL's scoring contains collectives). Kept groups are re-padded into one batch of B*S rows; a
-   shortfall is filled with zero-variance groups whose completion mask is 0; ``num_items_in_batch`` (the "dapo"
-   loss normalizer) is recounted for the merged batch;
+   fresh prompts from a `RefillStream` are scored until the *global* batch holds P*B*S/G varying groups or
+   ``max_refill_rounds`` extra rounds ran. Groups are chosen in global order (round by round, process by process),
+   so the prompts consumed and the groups trained on do not depend on the number of processes P; the decisions
+   read only TRL's gathered rewards, so all processes run the same rounds (TRL's scoring contains collectives)
+   without extra communication. Each process then receives its B*S/G chosen groups (moved from the process that
+   scored them when needed), re-padded into one batch of B*S rows; a shortfall is filled with zero-variance groups
+   whose completion mask is 0; ``num_items_in_batch`` (the "dapo" loss normalizer) is recounted for that batch;
 3. every round's prompts, completions and tokens are added to ``budget.spent``.
 
 Logged per step (means over the step's rounds where TRL logs per round): ``groups/solved_frac`` (groups where at
@@ -89,32 +91,47 @@ class PriftGRPOTrainer(GRPOTrainer):
         return self._refill
 
     def _dynamic_batch(self, rows: list[dict]) -> dict:
-        """Score rounds until every process holds `target` groups with reward variance (or the cap), then merge."""
-        G, rank = self.num_generations, self.accelerator.process_index
-        target = len(rows) // G
-        kept, spare, rounds, dropped, refill_rows = [], [], 0, 0, 0
+        """Score rounds until the global batch holds enough groups with reward variance (or the cap), then merge this
+        process's share of the chosen groups."""
+        G, P = self.num_generations, self.accelerator.num_processes
+        target = len(rows) * P // G  # groups in the global batch
+        scored: dict[tuple[int, int], dict] = {}  # (round, global group index) -> group scored by this process
+        kept, spare, rounds, refill_rows = [], [], 0, 0
         while True:
             out = self._scored_round(rows, refill=rounds > 0)
-            keep = keep_mask(self._last_rewards, self.reward_weights, G)
-            dropped += int((~keep).sum())
-            first = rank * (len(rows) // G)
-            for g, group in enumerate(split_groups(out, G)):
-                (kept if keep[first + g] else spare).append(group)
-            full = self.accelerator.gather(torch.tensor([len(kept)], device=self.accelerator.device)).min() >= target
-            if full or rounds == self.args.max_refill_rounds:
+            first = self.accelerator.process_index * len(rows) // G
+            scored.update({(rounds, first + g): group for g, group in enumerate(split_groups(out, G))})
+            keep = keep_mask(self._last_rewards, self.reward_weights, G).tolist()  # global, the same on every process
+            for g, varying in enumerate(keep):
+                (kept if varying else spare).append((rounds, g))
+            if len(kept) >= target or rounds == self.args.max_refill_rounds:
                 break
             rows = self._within_budget(self._refill_stream().next_batch())
             if not rows:
                 break
             rounds, refill_rows = rounds + 1, refill_rows + len(rows)
-        fill = [masked(group) for group in spare[: max(target - len(kept), 0)]]
-        merged = merge_groups(kept[:target] + fill, self._tokenizer.pad_token_id)
+        fill = spare[: max(target - len(kept), 0)]
+        scored.update({key: masked(scored[key]) for key in fill if key in scored})
+        merged = merge_groups(self._share(scored, kept[:target] + fill), self._tokenizer.pad_token_id)
         loss_mask = merged["completion_mask"] * merged.get("tool_mask", 1)
         merged["num_items_in_batch"] = self.accelerator.gather(loss_mask.sum()).sum()
         metrics = self._metrics["train"]
-        metrics["dynamic_sampling/groups_kept"].append(self._sum(min(len(kept), target)))
-        metrics["dynamic_sampling/groups_dropped"].append(dropped)
-        metrics["dynamic_sampling/filler_groups"].append(self._sum(len(fill)))
+        metrics["dynamic_sampling/groups_kept"].append(min(len(kept), target))
+        metrics["dynamic_sampling/groups_dropped"].append(len(spare))
+        metrics["dynamic_sampling/filler_groups"].append(len(fill))
         metrics["dynamic_sampling/refill_rounds"].append(rounds)
-        metrics["dynamic_sampling/refill_completions"].append(self._sum(refill_rows))
+        metrics["dynamic_sampling/refill_completions"].append(refill_rows * P)
         return merged
+
+    def _share(self, scored: dict[tuple[int, int], dict], chosen: list[tuple[int, int]]) -> list[dict]:
+        """This process's contiguous share of the `chosen` groups (global keys, the same list on every process): the
+        ones it scored stay where they are, the others arrive from the processes that scored them."""
+        P, rank = self.accelerator.num_processes, self.accelerator.process_index
+        share = len(chosen) // P
+        if P > 1:
+            outgoing = [(key, {k: v.cpu() for k, v in scored[key].items()})
+                        for i, key in enumerate(chosen) if key in scored and i // share != rank]
+            device = self.accelerator.device
+            for key, group in gather_object(outgoing):
+                scored.setdefault(key, {k: v.to(device) for k, v in group.items()})
+        return [scored[key] for key in chosen[rank * share:(rank + 1) * share]]
