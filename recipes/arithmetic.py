@@ -1,4 +1,4 @@
-"""The CPU demo's short-answer arithmetic task: data generated from a fixed seed, and its `arith` eval benchmark.
+"""The CPU demo's short-answer arithmetic task: data generated from a fixed seed.
 
 Problems are `a op b` with two-digit operands (`+`, `-`, `*` by a one-digit number), asked as
 `What is 47 + 38? Put the final answer in \\boxed{}.`; the gold answer is the integer result. SFT rows carry a short
@@ -8,8 +8,9 @@ splits, so no problem appears in two splits.
 
     python -m prift.recipes.arithmetic     # (re)writes recipes/data/arith/*.jsonl, byte-identical every time
 
-Importing this module registers the `arith` benchmark in `prift.eval.benchmarks.BENCHMARKS`; it reads
-`data/arith/test.jsonl` shipped inside `prift.recipes` and grades with the math verifier like every math benchmark.
+The demo evaluates the test split as the local-file benchmark item `arith=../data/arith/test.jsonl` (see
+`prift.eval.bench_math.LocalMath`): its rows carry `question`, `answer` and the `prompt` the model is asked, and
+grade with the math verifier like every math benchmark.
 """
 
 from __future__ import annotations
@@ -18,9 +19,6 @@ import json
 import random
 from importlib import resources
 from pathlib import Path
-
-from prift.eval.bench_math import MathBenchmark
-from prift.eval.benchmarks import BENCHMARKS, Problem, read_jsonl
 
 SEED = 20240607
 SPLITS = {"test": 64, "sft": 512, "rl": 128}  # problems per split, in this order
@@ -93,27 +91,6 @@ def write_splits(folder: Path) -> dict[str, Path]:
         paths[split] = folder / f"{split}.jsonl"
         paths[split].write_text("".join(json.dumps(row) + "\n" for row in split_rows(split, problems)))
     return paths
-
-
-@BENCHMARKS.register("arith")
-class Arithmetic(MathBenchmark):
-    """Two-operand integer arithmetic (the CPU demo's main task); gold = the integer result."""
-
-    name, split, rows = "arith", "test", SPLITS["test"]
-    files = ("test.jsonl",)
-    default_template = "chat"
-
-    def local_root(self) -> Path:
-        return data_dir()
-
-    def read_local(self, root: Path) -> list[dict]:
-        return read_jsonl(root / self.files[0])
-
-    def to_problem(self, row: dict, index: int) -> Problem:
-        return Problem(f"arith/{index}", row["question"], row["answer"])
-
-    def instruction(self, problem: Problem) -> str:
-        return f"{problem.question} {INSTRUCTION}"
 
 
 if __name__ == "__main__":

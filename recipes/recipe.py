@@ -8,7 +8,7 @@
     variants: [nll, dft, {name: mass04, method: prift_mass, rule_params: {threshold: 0.4}}]
     rl: {dataset: ..., budget: 8, budget_unit: prompts, ...}   # PriftRLConfig fields; null = no RL stage
     rl_from_base: true              # also RL the base model under the same budget (the control arm)
-    eval: {benchmarks: arith,gsm8k, n: 1, temperature: 0, limit: 32, ...}   # EvalConfig fields
+    eval: {benchmarks: arith=../data/arith/test.jsonl,gsm8k, n: 1, limit: 32, ...}   # EvalConfig fields
     eval_overrides: {gsm8k: {limit: 4, max_tokens: 160}}   # EvalConfig fields for one benchmark only
     diagnostics: {dataset: ..., samples: 16}       # held-out rows for the PriFT paper's figures; null = none
     unavailable_benchmarks: [aime24]  # benchmarks the paper used that prift cannot evaluate yet (reported)
@@ -16,7 +16,8 @@
 A variant is a method preset name or a mapping with `name`, `method` (a preset of `prift.sft.methods`), any
 PriftSFTConfig field (overriding `sft`), and `rl` (RL fields for RL from this init only; the budget check rejects
 any that change the budget). Fields the pipeline sets itself (models, output folders, seeds) are rejected in the
-sections. Relative paths that start with `./` or `../` are resolved against the recipe's folder.
+sections. Relative paths that start with `./` or `../` are resolved against the recipe's folder, including the PATH
+of a `NAME=PATH` item of `eval.benchmarks` (a local-file benchmark; `eval_overrides` and the report call it NAME).
 
 Errors are `ConfigError`s naming the file, the key and the closest valid keys.
 """
@@ -34,7 +35,6 @@ import yaml
 from prift.config import ConfigError
 from prift.eval.benchmarks import benchmark_names
 from prift.eval.config import EvalConfig
-from prift.recipes import arithmetic  # noqa: F401 - registers the `arith` benchmark
 from prift.rl.config import PriftRLConfig
 from prift.sft.config import PriftSFTConfig
 from prift.sft.methods import METHODS
@@ -135,10 +135,10 @@ class Recipe:
         return _build(PriftRLConfig, fields, f"{self.path}: rl (init {init!r})")
 
     def eval_config(self, model: str | Path, output_dir: str | Path) -> EvalSuite:
-        benchmarks = _build(EvalConfig, self.eval, f"{self.path}: eval").benchmark_list
+        items = _build(EvalConfig, self.eval, f"{self.path}: eval").benchmark_items()
         configs = {}
-        for bench in benchmarks:
-            fields = {**self.eval, **self.eval_overrides.get(bench, {}), "benchmarks": bench, "model": str(model),
+        for bench, item in items.items():
+            fields = {**self.eval, **self.eval_overrides.get(bench, {}), "benchmarks": item, "model": str(model),
                       "output_dir": str(Path(output_dir) / bench), "seed": self.seed}
             configs[bench] = _build(EvalConfig, fields, f"{self.path}: eval ({bench})")
         return EvalSuite(configs, str(output_dir))
@@ -195,13 +195,27 @@ def _section(raw: dict, name: str, path: Path) -> dict:
         raise ConfigError(f"{path}: {name}: expected a mapping of {SECTIONS[name][0].__name__} fields")
     config_type, owned = SECTIONS[name]
     _check_keys(mapping, {f.name for f in dataclasses.fields(config_type)}, owned, f"{path}: {name}")
-    return _resolve_paths(mapping, path)
+    mapping = _resolve_paths(mapping, path)
+    if name == "eval" and isinstance(mapping.get("benchmarks"), str):
+        mapping["benchmarks"] = ",".join(_resolve_benchmark(item.strip(), path)
+                                         for item in mapping["benchmarks"].split(","))
+    return mapping
+
+
+def _relative(value: str, path: Path) -> str:
+    """`./x` and `../x` relative to the recipe's folder; anything else unchanged."""
+    return str((path.parent / value).resolve()) if value.startswith(("./", "../")) else value
 
 
 def _resolve_paths(mapping: dict, path: Path) -> dict:
-    """`./x` and `../x` values of path keys, relative to the recipe's folder."""
-    return {k: str((path.parent / v).resolve()) if k in PATH_KEYS and isinstance(v, str) and v.startswith(("./", "../"))
-            else v for k, v in mapping.items()}
+    """Values of path keys, resolved by `_relative`."""
+    return {k: _relative(v, path) if k in PATH_KEYS and isinstance(v, str) else v for k, v in mapping.items()}
+
+
+def _resolve_benchmark(item: str, path: Path) -> str:
+    """The PATH of a `NAME=PATH` benchmark item, resolved by `_relative`; a built-in name unchanged."""
+    name, sep, file = item.partition("=")
+    return f"{name.strip()}={_relative(file.strip(), path)}" if sep else item
 
 
 def _variant(entry, path: Path) -> Variant:

@@ -1,6 +1,6 @@
 """The CPU demo's arithmetic task: the shipped files are exactly what the seeded generator writes, the splits never
-share a problem, every worked solution is graded correct by the math verifier, and the `arith` benchmark loads the
-test split and grades its gold answers as correct."""
+share a problem, every worked solution is graded correct by the math verifier, and the test split read as the demo's
+`arith=PATH` benchmark asks the prompts it ships and grades its gold answers as correct."""
 
 from __future__ import annotations
 
@@ -33,13 +33,13 @@ def test_every_worked_solution_grades_correct_and_ends_boxed():
         assert not grade(solution, str(answer + 1))
 
 
-def test_arith_benchmark_loads_the_test_split_and_its_gold_grades_correct():
-    bench = get_benchmark("arith")
+def test_arith_test_split_as_a_local_benchmark_keeps_its_prompts_and_gold():
+    bench = get_benchmark(f"arith={arithmetic.data_dir() / 'test.jsonl'}")
     loaded = bench.load()
     assert len(loaded.problems) == arithmetic.SPLITS["test"] and not any(p.error for p in loaded.problems)
     rows = [json.loads(line) for line in (arithmetic.data_dir() / "test.jsonl").read_text().splitlines()]
-    for problem, row in zip(loaded.problems[:16], rows, strict=False):
-        assert problem.gold == row["answer"]
+    for problem, row in zip(loaded.problems, rows, strict=True):
+        assert problem.id.startswith("arith/") and problem.gold == row["answer"]
+        assert bench.instruction(problem) == row["prompt"] == f"{row['question']} {arithmetic.INSTRUCTION}"
         assert grade(bench.reference(problem), problem.gold)
         assert grade(row["completion"], problem.gold)
-        assert bench.instruction(problem).startswith(problem.question) and "\\boxed{}" in bench.instruction(problem)

@@ -12,6 +12,7 @@ import yaml
 
 from prift import main
 from prift.config import ConfigError
+from prift.recipes.arithmetic import data_dir
 from prift.recipes.recipe import load_recipe
 
 BASE = {
@@ -20,7 +21,7 @@ BASE = {
     "variants": ["nll", "prift_mass"],
     "rl": {"dataset": "prompts.jsonl", "budget": 4, "budget_unit": "prompts", "num_generations": 2,
            "per_device_train_batch_size": 4},
-    "eval": {"benchmarks": "arith", "limit": 2},
+    "eval": {"benchmarks": f"arith={data_dir() / 'test.jsonl'}", "limit": 2},
 }
 
 
@@ -64,6 +65,9 @@ def test_a_valid_recipe_builds_every_stage_config(recipe):
     ({"eval": {"benchmarks": "gsm9k"}}, ["eval", "unknown benchmark 'gsm9k'"]),
     ({"eval_overrides": {"gsm8k": {"limit": 2}}}, ["eval_overrides: 'gsm8k' is not in eval.benchmarks"]),
     ({"unavailable_benchmarks": ["math500"]}, ["prift can evaluate", "math500"]),
+    ({"unavailable_benchmarks": ["minerva", "amc23"]}, ["prift can evaluate", "'minerva', 'amc23'"]),
+    ({"eval": {"benchmarks": "gsm8k,mine=./missing.jsonl"}}, ["eval: benchmarks", "'mine=", "no such file", "missing.jsonl"]),
+    ({"eval": {"benchmarks": "gsm8k=./rows.jsonl"}}, ["eval: benchmarks", "'gsm8k' is a built-in benchmark"]),
     ({"rl": {**BASE["rl"], "budget": None}}, ["rl.budget must be set"]),
     ({"variants": ["nll", {"name": "greedy", "method": "dft", "rl": {"budget": 8}}]},
      ["'nll' and 'greedy' would get different budgets", "budget: 4 vs 8"]),
@@ -80,6 +84,16 @@ def test_bad_recipes_fail_before_any_work_with_a_clear_error(recipe, tmp_path, c
     assert not (tmp_path / "run").exists()
     with pytest.raises(ConfigError):
         load_recipe(path)
+
+
+def test_paper_suite_and_local_file_benchmarks_resolve_against_the_recipe(recipe, tmp_path):
+    (tmp_path / "mine.jsonl").write_text('{"question": "1+1?", "answer": "2"}\n')
+    loaded = load_recipe(recipe(eval={"benchmarks": "minerva,olympiadbench,aime24,amc23,mine=./mine.jsonl"},
+                                eval_overrides={"mine": {"limit": 1}}))
+    configs = loaded.eval_config("model", tmp_path / "out").configs
+    assert list(configs) == ["minerva", "olympiadbench", "aime24", "amc23", "mine"]
+    assert configs["mine"].benchmarks == f"mine={tmp_path / 'mine.jsonl'}" and configs["mine"].limit == 1
+    assert configs["mine"].output_dir == str(tmp_path / "out" / "mine")
 
 
 def test_dry_run_prints_the_plan_and_creates_nothing(recipe, tmp_path, capsys):
@@ -100,8 +114,9 @@ def test_packaged_recipes_validate_and_print_their_plan(path, tmp_path, capsys):
     rc, out, err = run_cli(path, tmp_path, capsys, "--dry-run")
     assert rc == 0, err
     assert "[prift] plan" in out and "sft/prift_mass" in out
-    if path.parent.name == "paper" and "math" in path.stem:
-        assert "NOT EVALUATED: minerva, olympiadbench, aime24, amc23" in out
+    if path.parent.name == "paper" and "math" in path.stem:  # the paper's whole math suite, nothing left out
+        assert all(f"eval {b}:" in out for b in ("math500", "minerva", "olympiadbench", "aime24", "amc23"))
+        assert "NOT EVALUATED" not in out
 
 
 def test_packaged_recipe_folders_are_not_empty():
