@@ -25,8 +25,8 @@ class EvalConfig:
                           "humaneval, mbpp, mbpp_sanitized, mbpp_plus, livecodebench, medqa, medmcqa, mmlu_medical, "
                           "pubmedqa; or `all` (every built-in one). NAME=PATH adds a math benchmark NAME from a local "
                           "jsonl/json file of your own: rows with `question` (or `problem`) and `answer`; a row's "
-                          "`prompt`, if any, is the chat template's user message verbatim. E.g. "
-                          "`gsm8k,arith=data/arith.jsonl`; results and samples are keyed by NAME."})
+                          "`prompt`, if any, is the user message verbatim under `--template chat`. E.g. "
+                          "`gsm8k,arith=data/arith.jsonl` (no commas in PATH); results and samples are keyed by NAME."})
     output_dir: str = field(
         default="outputs/eval",
         metadata={"help": "Run folder: results.json, samples/<benchmark>.jsonl. Rerunning into it resumes."})
