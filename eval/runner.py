@@ -25,7 +25,7 @@ from prift.eval.grading import GradingSettings, grade
 from prift.eval.metrics import ProblemSamples, summarize, summarize_subsets
 from prift.eval.samples import SampleStore
 from prift.eval.templates import render, resolve_template, stop_strings, use_chat_template
-from prift.models.provenance import RunRecord, write_json_atomic
+from prift.models.provenance import RunRecord, ensure_writable, write_json_atomic
 from prift.rewards.sandbox import SandboxConfig
 
 
@@ -149,8 +149,7 @@ def evaluate(config: EvalConfig, backend: Backend | None = None) -> Path:
 
     ``backend`` overrides the one ``config.backend`` names (any object with ``generate`` and ``describe``).
     """
-    out = Path(config.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_writable(config.output_dir)
     record = RunRecord("eval", config, seed=config.seed)
     backend = backend or make_backend(config.backend, config.model, **config.backend_settings())
     tokenizer = getattr(backend, "tokenizer", None)
