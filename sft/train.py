@@ -6,11 +6,13 @@ once when needed), train (resuming from the last checkpoint), save, record prove
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from accelerate import PartialState
 
 from prift.models.checkpoints import last_complete_checkpoint
+from prift.models.diskspace import check_checkpoint_space, disk_full_errors
 from prift.models.loading import load_causal_lm, load_tokenizer, resolve_dtype, resolve_model_path
 from prift.models.paths import cache_root
 from prift.models.provenance import RunRecord, ensure_writable
@@ -28,6 +30,8 @@ from prift.sft.reference_cache import (
 from prift.sft.signals import SIGNAL_NAMES
 from prift.sft.sources import EMA_STATE_FILE, CachedReference, EmaSource, LiveModelSource, OnlineSource
 from prift.sft.trainer import TOKEN_LABELS, PriorityCollator, PriorityTrainer
+
+logger = logging.getLogger(__name__)
 
 
 def _vocab_size(model) -> int:
@@ -111,6 +115,19 @@ def _with_token_labels(dataset, source: str):
     return dataset.map(lambda row: {TOKEN_LABELS: [float(row["sign"])] * len(row["input_ids"])})
 
 
+def check_chat_template(tokenizer, dataset, config: PriftSFTConfig, source: str) -> None:
+    """Chat-message rows need a chat template: fail before training, naming the tokenizer and the ways out."""
+    from trl.data_utils import is_conversational
+
+    if getattr(tokenizer, "chat_template", None) or config.chat_template_path or not is_conversational(dataset[0]):
+        return
+    plain = ("set use_chat_template=false to train on plain prompt + completion text, or " if
+             config.use_chat_template and "messages" not in dataset.column_names else "")
+    raise ValueError(f"the tokenizer of {config.model_name_or_path!r} has no chat template, but the rows of {source} "
+                     f"are chat messages; {plain}set chat_template_path to a .jinja template (or a checkpoint whose "
+                     "tokenizer has one)")
+
+
 def run_sft(config: PriftSFTConfig) -> Path:
     """Train one method; return the output folder holding the HF checkpoint and run.json."""
     ensure_writable(config.output_dir)
@@ -124,11 +141,18 @@ def run_sft(config: PriftSFTConfig) -> Path:
         config.dataset, split=config.dataset_split, adapter=config.dataset_adapter, data_dir=config.data_dir,
         max_samples=config.max_samples, chat_template=config.use_chat_template)
     record.extra["data"] = provenance
+    check_chat_template(tokenizer, dataset, config, provenance["source"])
+    check_checkpoint_space(config.output_dir, policy, config, ema=method.source == "ema")
     collator = PriorityCollator(pad_token_id=tokenizer.pad_token_id, pad_to_multiple_of=config.pad_to_multiple_of)
     trainer = PriorityTrainer(model=policy, args=config, train_dataset=dataset, processing_class=tokenizer,
                               data_collator=collator, method=method, source=OnlineSource(), divisor=config.divisor,
                               vocab_chunk=config.vocab_chunk)
     tokenized = trainer.train_dataset
+    if "train" in trainer.truncation:
+        report = trainer.truncation["train"]
+        provenance.update(report.record())
+        if message := report.warning(provenance["source"]):
+            logger.warning(message)
     if len(tokenized) == 0:
         raise DatasetError(f"{provenance['source']}: no row has a response token left after tokenization and "
                            f"truncation to max_length={config.max_length}")
@@ -144,10 +168,11 @@ def run_sft(config: PriftSFTConfig) -> Path:
         print(f"[prift] resuming from {last}", flush=True)
         if isinstance(source, EmaSource):
             source.load(last)
-    result = trainer.train(resume_from_checkpoint=last)
-    trainer.save_model(config.output_dir)
-    if trainer.is_world_process_zero():
-        record.write(config.output_dir, metrics=result.metrics, resumed_from=last,
-                     log_history=trainer.state.log_history, world_size=trainer.accelerator.num_processes,
-                     skipped_nonfinite_steps=getattr(trainer, "skipped_steps", 0))
+    with disk_full_errors(config.output_dir):
+        result = trainer.train(resume_from_checkpoint=last)
+        trainer.save_model(config.output_dir)
+        if trainer.is_world_process_zero():
+            record.write(config.output_dir, metrics=result.metrics, resumed_from=last,
+                         log_history=trainer.state.log_history, world_size=trainer.accelerator.num_processes,
+                         skipped_nonfinite_steps=getattr(trainer, "skipped_steps", 0))
     return Path(config.output_dir)

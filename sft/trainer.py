@@ -9,6 +9,7 @@ logits once and reuse them for both the loss and the signals.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import torch
@@ -18,6 +19,7 @@ from trl import SFTTrainer
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 from trl.trainer.utils import pad
 
+from prift.sft.lengths import TruncationReport, measure_truncation
 from prift.sft.loss import priority_loss
 from prift.sft.methods import Method
 from prift.sft.priorities import apply_rule, get_rule
@@ -76,8 +78,26 @@ class PriorityTrainer(SFTTrainer):
         self.rule = get_rule(method.rule)
         self.divisor = divisor
         self.vocab_chunk = vocab_chunk
+        self.truncation: dict[str, TruncationReport] = {}
         super().__init__(*args, **kwargs)
         self.set_sources(source, reference)
+
+    def _prepare_dataset(self, dataset, processing_class, args, packing, formatting_func, dataset_name):
+        """TRL's preparation in two passes: tokenize without truncating, measure the rows longer than `max_length`
+        into `self.truncation[dataset_name]`, then let TRL truncate, drop emptied rows and shuffle as it would have.
+
+        Packed, pre-tokenized or streamed data and `max_length=None` go through TRL's single pass unmeasured."""
+        from datasets import Dataset
+
+        if (packing or args.max_length is None or not isinstance(dataset, Dataset)
+                or "input_ids" in dataset.column_names):
+            return super()._prepare_dataset(dataset, processing_class, args, packing, formatting_func, dataset_name)
+        untruncated = copy.copy(args)
+        untruncated.max_length, untruncated.shuffle_dataset = None, False
+        tokenized = super()._prepare_dataset(dataset, processing_class, untruncated, packing, formatting_func,
+                                             dataset_name)
+        self.truncation[dataset_name] = measure_truncation(tokenized, args.max_length, args.truncation_mode)
+        return super()._prepare_dataset(tokenized, processing_class, args, packing, None, dataset_name)
 
     def set_sources(self, source, reference=None) -> None:
         """Install the signal sources (they may need the tokenized dataset, which exists only after __init__)."""
