@@ -7,18 +7,22 @@ checkpoint and its spent budget), save, record provenance with the budget spent 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from prift.models.checkpoints import last_complete_checkpoint
+from prift.models.diskspace import check_checkpoint_space, disk_full_errors
 from prift.models.loading import load_causal_lm, load_tokenizer, resolve_model_path
-from prift.models.provenance import RunRecord
+from prift.models.provenance import RunRecord, ensure_writable
 from prift.rewards.registry import get_reward
 from prift.rl.budget import BUDGET_FILE, Budget
 from prift.rl.config import PriftRLConfig
 from prift.rl.data import check_reward_columns, load_rl_dataset
-from prift.rl.template import check_same_template, check_turn_end
+from prift.rl.template import TemplateError, check_same_template, check_turn_end
 from prift.rl.trainer import PriftGRPOTrainer
 
+logger = logging.getLogger(__name__)
+EXAMPLES = 10  # row ids kept in run.json and the warning
 CURVES = ("reward", "reward_std", "groups/solved_frac", "frac_reward_zero_std", "completions/mean_length")
 
 
@@ -36,9 +40,46 @@ def reward_curve(log_history: list[dict]) -> dict:
     return summary
 
 
+def prompt_token_counts(tokenizer, prompts: list, chat_template_kwargs: dict | None = None) -> list[int]:
+    """Tokens of each prompt as GRPOTrainer renders it (chat messages through the template with the generation
+    prompt, plain text through the tokenizer)."""
+    from trl.data_utils import is_conversational
+
+    chat = is_conversational({"prompt": prompts[0]})
+    counts = []
+    for start in range(0, len(prompts), 512):
+        batch = prompts[start:start + 512]
+        ids = (tokenizer.apply_chat_template(batch, add_generation_prompt=True, tokenize=True, return_dict=True,
+                                             **(chat_template_kwargs or {})) if chat else tokenizer(batch))["input_ids"]
+        counts += [len(row) for row in ids]
+    return counts
+
+
+def overlong_prompts(config: PriftRLConfig, tokenizer, dataset, context: int | None, source: str) -> dict:
+    """Prompts too long to leave `max_completion_length` tokens of the model's context, for run.json's `data`:
+    `prompt_tokens_max`, `prompt_limit` (context - max_completion_length), `overlong_prompts` and the first
+    `overlong_prompt_row_ids`. TRL 1.16 has no prompt limit and never truncates a prompt, so such rollouts run past
+    the context the model was trained for (vLLM rejects them); a warning names them."""
+    counts = prompt_token_counts(tokenizer, dataset["prompt"], config.chat_template_kwargs)
+    report = {"prompt_tokens_max": max(counts), "prompt_limit": None, "overlong_prompts": 0,
+              "overlong_prompt_row_ids": []}
+    if context is None:
+        return report
+    limit = context - config.max_completion_length
+    overlong = [row_id for row_id, count in zip(dataset["row_id"], counts, strict=True) if count > limit]
+    report.update(prompt_limit=limit, overlong_prompts=len(overlong), overlong_prompt_row_ids=overlong[:EXAMPLES])
+    if overlong:
+        shown = ", ".join(map(str, overlong[:EXAMPLES])) + (", ..." if len(overlong) > EXAMPLES else "")
+        logger.warning(f"{source}: {len(overlong)} of {len(counts)} prompts are longer than {limit} tokens (context "
+                       f"{context} - max_completion_length {config.max_completion_length}); they are not truncated, "
+                       f"so their rollouts run past the model's context (rows {shown}). Shorten them or drop them.")
+    return report
+
+
 def run_rl(config: PriftRLConfig) -> Path:
     """Train; return the output folder holding the HF checkpoint and run.json (written by the main process; all
     processes return once it exists)."""
+    ensure_writable(config.output_dir)
     record = RunRecord("rl", config, seed=config.seed)
     checkpoint = resolve_model_path(config.model_name_or_path)
     tokenizer_source = resolve_model_path(config.tokenizer_name_or_path or config.model_name_or_path)
@@ -51,8 +92,17 @@ def run_rl(config: PriftRLConfig) -> Path:
     rewards = {name: get_reward(name, **settings) for name, settings in config.reward_specs()}
     check_reward_columns(rewards, dataset, provenance["source"])
     policy = load_causal_lm(checkpoint, config.dtype)
-    if config.use_chat_template:
+    chat_rows = not isinstance(dataset[0]["prompt"], str)
+    if chat_rows and not config.use_chat_template and not tokenizer.chat_template:
+        raise TemplateError(f"{provenance['source']}: the prompts are chat messages but tokenizer "
+                            f"{tokenizer_source!r} has no chat template; give plain-text prompts or use a tokenizer "
+                            "with a chat template")
+    if chat_rows:
         check_turn_end(tokenizer, policy.generation_config, tokenizer_source)
+    context = config.vllm_max_model_length if config.use_vllm and config.vllm_max_model_length else getattr(
+        policy.config, "max_position_embeddings", None)
+    provenance.update(overlong_prompts(config, tokenizer, dataset, context, provenance["source"]))
+    check_checkpoint_space(config.output_dir, policy, config)
     record.extra["rollout"] = {"backend": config.rollout_backend,
                                **({"vllm_mode": config.vllm_mode,
                                    "vllm_gpu_memory_utilization": config.vllm_gpu_memory_utilization}
@@ -66,11 +116,12 @@ def run_rl(config: PriftRLConfig) -> Path:
     if last:
         print(f"[prift] resuming from {last}", flush=True)
         budget.load(last)
-    result = trainer.train(resume_from_checkpoint=last)
-    trainer.save_model(config.output_dir)
-    if trainer.is_world_process_zero():  # every process holds the same record; one writes it
-        record.write(config.output_dir, metrics=result.metrics, resumed_from=last, budget=budget.record(),
-                     reward_curve=reward_curve(trainer.state.log_history), log_history=trainer.state.log_history,
-                     world_size=trainer.accelerator.num_processes)
+    with disk_full_errors(config.output_dir):
+        result = trainer.train(resume_from_checkpoint=last)
+        trainer.save_model(config.output_dir)
+        if trainer.is_world_process_zero():  # every process holds the same record; one writes it
+            record.write(config.output_dir, metrics=result.metrics, resumed_from=last, budget=budget.record(),
+                         reward_curve=reward_curve(trainer.state.log_history),
+                         log_history=trainer.state.log_history, world_size=trainer.accelerator.num_processes)
     trainer.accelerator.wait_for_everyone()  # every process returns once run.json exists
     return Path(config.output_dir)
