@@ -22,27 +22,50 @@ class DatasetError(ValueError):
 
 
 def read_local(path: Path) -> list[dict]:
-    """Rows of a .jsonl (line-numbered errors), .json, .parquet or .csv file."""
+    """Rows of a .jsonl (errors name the line: bad UTF-8, bad JSON, not an object), .json, .parquet or .csv file
+    (errors name the file and the reader's innermost cause)."""
     if path.suffix not in LOCAL_FORMATS:
         raise DatasetError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(LOCAL_FORMATS)}")
     if path.suffix == ".jsonl":
-        rows = []
-        with open(path, encoding="utf-8", errors="strict") as handle:
+        return _read_jsonl(path)
+    from datasets import load_dataset
+
+    try:
+        return list(load_dataset(LOCAL_FORMATS[path.suffix], data_files=str(path), split="train"))
+    except Exception as err:  # datasets wraps a reader's error (UnicodeDecodeError, ArrowInvalid, ...) in its own
+        cause = _innermost(err)
+        raise DatasetError(f"{path}: cannot be read as {LOCAL_FORMATS[path.suffix]} "
+                           f"({type(cause).__name__}: {cause})") from err
+
+
+def _innermost(err: BaseException) -> BaseException:
+    """The first exception of a chain (`raise ... from` / during handling), guarding against cycles."""
+    seen = {id(err)}
+    while (inner := err.__cause__ or err.__context__) is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        err = inner
+    return err
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, 1):
             try:
-                lines = list(handle)
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as err:
-                raise DatasetError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
-        for number, line in enumerate(lines, 1):
+                raise DatasetError(f"{path}: line {number} is not UTF-8 text ({err.reason} at byte {err.start} of "
+                                   "the line)") from err
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError as err:
                 raise DatasetError(f"{path}: line {number} is not valid JSON ({err.msg})") from err
-        return rows
-    from datasets import load_dataset
-
-    return list(load_dataset(LOCAL_FORMATS[path.suffix], data_files=str(path), split="train"))
+            if not isinstance(row, dict):
+                raise DatasetError(f"{path}: line {number} is a JSON {type(row).__name__}, not an object of fields")
+            rows.append(row)
+    return rows
 
 
 def read_rows(spec: str, *, split: str, data_dir: str | None = None, local: str | None = None,
