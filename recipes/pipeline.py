@@ -5,9 +5,11 @@ Stages, in run order (each writes into `<run>/<name>`):
     eval/base -> sft/<v> (all variants; one shared reference cache) -> eval/sft-<v> -> diagnostics
               -> rl/<v> (and rl/base with rl_from_base; one budget) -> eval/rl-<init>
 
-Stages hand off only through files: a downstream stage's model is its upstream's output folder.
+Stages hand off only through files: a downstream stage's model is its upstream's output folder. A recipe's `launch`
+runs SFT and RL stages in their own launched processes (`accelerate launch ...`, see :mod:`prift.recipes.launch`);
+the rest run in this process.
 
-**Fingerprint** of a stage = sha256 of its kind, its resolved config (the run folder replaced by `<run>`, so a moved
+**Fingerprint** of a stage = sha256 of its kind, its launcher, its resolved config (the run folder replaced by `<run>`, so a moved
 run keeps its fingerprints), the sha256 of every local file or checkpoint its config names outside the run, and
 the fingerprints of the stages it depends on. `<output>/stage.json` holds it with the stage's status. Planned
 actions:
@@ -29,6 +31,7 @@ import functools
 import gc
 import hashlib
 import json
+import shlex
 import shutil
 import time
 import traceback
@@ -38,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from prift.models.provenance import sha256_file, to_jsonable, write_json_atomic
+from prift.recipes.launch import run_launched
 from prift.recipes.recipe import Recipe
 
 STATE_FILE = "stage.json"
@@ -94,6 +98,8 @@ class Stage:
     config: Any
     output: Path
     deps: tuple[str, ...] = ()
+    fields: dict | None = None  # the fields `config` was built from (what a launched stage reads)
+    launch: list[str] | None = None  # launcher argv prefix (None: run in this process)
     fingerprint: str = ""
     action: str = ""  # skip | resume | rerun | run (decided by `plan`)
     status: str = "pending"  # skipped | done | failed | blocked (after `execute`)
@@ -110,7 +116,9 @@ def build_stages(recipe: Recipe, run_dir: Path) -> list[Stage]:
 
     stages = [Stage("eval/base", "eval", recipe.eval_config(recipe.base_model, out("eval/base")), out("eval/base"))]
     for v in recipe.variants:
-        stages.append(Stage(f"sft/{v.name}", "sft", recipe.sft_config(v, out(f"sft/{v.name}")), out(f"sft/{v.name}")))
+        fields = recipe.sft_fields(v, out(f"sft/{v.name}"))
+        stages.append(Stage(f"sft/{v.name}", "sft", recipe.sft_config(v, out(f"sft/{v.name}")), out(f"sft/{v.name}"),
+                            fields=fields, launch=recipe.launch.get("sft")))
     for v in recipe.variants:
         name = f"eval/sft-{v.name}"
         stages.append(Stage(name, "eval", recipe.eval_config(out(f"sft/{v.name}"), out(name)), out(name),
@@ -124,7 +132,7 @@ def build_stages(recipe: Recipe, run_dir: Path) -> list[Stage]:
     for init in recipe.rl_inits():
         start, deps = (recipe.base_model, ()) if init == "base" else (out(f"sft/{init}"), (f"sft/{init}",))
         stages.append(Stage(f"rl/{init}", "rl", recipe.rl_config(init, start, out(f"rl/{init}")), out(f"rl/{init}"),
-                            deps))
+                            deps, fields=recipe.rl_fields(init, start, out(f"rl/{init}")), launch=recipe.launch.get("rl")))
     for init in recipe.rl_inits():
         name = f"eval/rl-{init}"
         stages.append(Stage(name, "eval", recipe.eval_config(out(f"rl/{init}"), out(name)), out(name), (f"rl/{init}",)))
@@ -166,9 +174,11 @@ def _stamp(path: Path) -> tuple:
 
 
 def _input_files(config: dict, run_dir: str) -> dict[str, str]:
-    """sha256 of every local file / checkpoint folder a config names outside the run folder."""
+    """sha256 of every local file / checkpoint folder a config names outside the run folder (also the PATH of a
+    `NAME=PATH` benchmark item)."""
     found = {}
     for value in _strings(config):
+        value = value.partition("=")[2] if "=" in value and not Path(value).exists() else value
         path = Path(value)
         if value.startswith(run_dir) or value in found or not (path.is_file() or (path / "config.json").is_file()):
             continue
@@ -178,7 +188,7 @@ def _input_files(config: dict, run_dir: str) -> dict[str, str]:
 
 def fingerprint(stage: Stage, deps: list[Stage], run_dir: Path) -> str:
     config = to_jsonable(stage.config)
-    payload = {"kind": stage.kind, "config": _scrub(config, str(run_dir)),
+    payload = {"kind": stage.kind, "launch": stage.launch, "config": _scrub(config, str(run_dir)),
                "files": _input_files(config, str(run_dir)), "deps": [d.fingerprint for d in deps]}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
@@ -214,7 +224,8 @@ def describe_plan(stages: list[Stage]) -> str:
     lines = []
     for s in stages:
         inputs = ", ".join(s.deps) or getattr(s.config, "model_name_or_path", None) or getattr(s.config, "model", "")
-        lines.append(f"  {s.action:<6}  {s.name:<{width}}  <- {inputs}  -> {s.output}")
+        via = f"  via {shlex.join(s.launch)}" if s.launch else ""
+        lines.append(f"  {s.action:<6}  {s.name:<{width}}  <- {inputs}  -> {s.output}{via}")
     return "\n".join(lines)
 
 
@@ -225,6 +236,7 @@ class Summary:
     recipe: str
     run_dir: Path
     notes: list[str] = field(default_factory=list)
+    published: dict = field(default_factory=dict)  # the recipe's published numbers, shown beside measured ones
     stages: list[Stage] = field(default_factory=list)
     started: float = field(default_factory=time.time)
 
@@ -236,7 +248,8 @@ class Summary:
                  "output": str(s.output), "deps": list(s.deps), "wall_s": round(s.wall_s, 1), "error": s.error}
                 for s in self.stages]
         return write_json_atomic(self.run_dir / SUMMARY_FILE, {
-            "recipe": self.recipe, "run_dir": str(self.run_dir), "notes": self.notes, "stages": rows,
+            "recipe": self.recipe, "run_dir": str(self.run_dir), "notes": self.notes, "published": self.published,
+            "stages": rows,
             "wall_s": round(self.elapsed(), 1),
             "failed": [s.name for s in self.stages if s.status in ("failed", "blocked")]})
 
@@ -255,7 +268,10 @@ def run_stage(stage: Stage) -> None:
     _write_state(stage, "running")
     started = time.time()
     try:
-        RUNNERS[stage.kind][0](stage.config)
+        if stage.launch:
+            run_launched(stage.launch, stage.kind, stage.fields, stage.output)
+        else:
+            RUNNERS[stage.kind][0](stage.config)
     except Exception as err:  # noqa: BLE001 - a failed stage is recorded; independent stages still run
         stage.status, stage.error = "failed", f"{type(err).__name__}: {err}"
         tail = traceback.format_exc().splitlines()[-12:]

@@ -12,6 +12,8 @@
     eval_overrides: {gsm8k: {limit: 4, max_tokens: 160}}   # EvalConfig fields for one benchmark only
     diagnostics: {dataset: ..., samples: 16}       # held-out rows for the PriFT paper's figures; null = none
     unavailable_benchmarks: [aime24]  # benchmarks the paper used that prift cannot evaluate yet (reported)
+    launch: {sft: accelerate launch --config_file ../accelerate/multi_gpu.yaml}   # see prift.recipes.launch
+    published: {source: "paper Table 3", scores: {prift_mass: {avg@16: 40.67, pass@16: 69.60}}}   # shown in the report
 
 A variant is a method preset name or a mapping with `name`, `method` (a preset of `prift.sft.methods`), any
 PriftSFTConfig field (overriding `sft`), and `rl` (RL fields for RL from this init only; the budget check rejects
@@ -35,6 +37,7 @@ import yaml
 from prift.config import ConfigError
 from prift.eval.benchmarks import benchmark_names
 from prift.eval.config import EvalConfig
+from prift.recipes.launch import parse_launch
 from prift.rl.config import PriftRLConfig
 from prift.sft.config import PriftSFTConfig
 from prift.sft.methods import METHODS
@@ -116,11 +119,16 @@ class Recipe:
     diagnostics: Diagnostics | None = None  # held-out rows of the PriFT diagnostics (None: no diagnostics stage)
     unavailable_benchmarks: list[str] = field(default_factory=list)  # paper benchmarks prift cannot run (reported)
     notes: str = ""  # a line printed above the plan and the report
+    launch: dict[str, list[str]] = field(default_factory=dict)  # stage kind -> launcher argv prefix (multi-process)
+    published: dict = field(default_factory=dict)  # {source, scores: {variant: {metric: %}}}: the paper's numbers
+
+    def sft_fields(self, variant: Variant, output_dir: str | Path) -> dict:
+        """The PriftSFTConfig fields of one variant's SFT stage (what a launched stage reads from YAML)."""
+        return {**self.sft, **variant.sft, "model_name_or_path": self.base_model, "method": variant.method,
+                "reference_model": self.reference_model, "output_dir": str(output_dir), "seed": self.seed}
 
     def sft_config(self, variant: Variant, output_dir: str | Path) -> PriftSFTConfig:
-        fields = {**self.sft, **variant.sft, "model_name_or_path": self.base_model, "method": variant.method,
-                  "reference_model": self.reference_model, "output_dir": str(output_dir), "seed": self.seed}
-        return _build(PriftSFTConfig, fields, f"{self.path}: variant {variant.name!r}")
+        return _build(PriftSFTConfig, self.sft_fields(variant, output_dir), f"{self.path}: variant {variant.name!r}")
 
     def rl_inits(self) -> list[str]:
         """Names of the inits RL starts from: every variant, then `base` for the control arm."""
@@ -128,11 +136,14 @@ class Recipe:
             return []
         return [v.name for v in self.variants] + (["base"] if self.rl_from_base else [])
 
-    def rl_config(self, init: str, model: str | Path, output_dir: str | Path) -> PriftRLConfig:
+    def rl_fields(self, init: str, model: str | Path, output_dir: str | Path) -> dict:
+        """The PriftRLConfig fields of RL from `init` (what a launched stage reads from YAML)."""
         overrides = next((v.rl for v in self.variants if v.name == init), {})
-        fields = {**(self.rl or {}), **overrides, "model_name_or_path": str(model), "output_dir": str(output_dir),
-                  "seed": self.seed}
-        return _build(PriftRLConfig, fields, f"{self.path}: rl (init {init!r})")
+        return {**(self.rl or {}), **overrides, "model_name_or_path": str(model), "output_dir": str(output_dir),
+                "seed": self.seed}
+
+    def rl_config(self, init: str, model: str | Path, output_dir: str | Path) -> PriftRLConfig:
+        return _build(PriftRLConfig, self.rl_fields(init, model, output_dir), f"{self.path}: rl (init {init!r})")
 
     def eval_config(self, model: str | Path, output_dir: str | Path) -> EvalSuite:
         items = _build(EvalConfig, self.eval, f"{self.path}: eval").benchmark_items()
@@ -290,7 +301,8 @@ def load_recipe(path: str | Path, output_dir: str | None = None) -> Recipe:
         eval=_section(raw, "eval", path), rl_from_base=bool(raw.get("rl_from_base", False)),
         variants=[_variant(v, path) for v in raw["variants"]],
         diagnostics=_diagnostics(raw.get("diagnostics"), path),
-        unavailable_benchmarks=list(raw.get("unavailable_benchmarks") or []), notes=str(raw.get("notes", "")))
+        unavailable_benchmarks=list(raw.get("unavailable_benchmarks") or []), notes=str(raw.get("notes", "")),
+        launch=_launch(raw.get("launch"), path), published=_published(raw.get("published"), path))
     recipe.eval_overrides = _eval_overrides(raw, path, list(recipe.eval_config(recipe.base_model, "out").configs))
     _validate(recipe)
     return recipe
@@ -306,6 +318,26 @@ def _eval_overrides(raw: dict, path: Path, benchmarks: list[str]) -> dict:
     return {bench: _resolve_paths(mapping, path) for bench, mapping in overrides.items()}
 
 
+def _launch(raw, path: Path) -> dict[str, list[str]]:
+    try:
+        return parse_launch(raw, path)
+    except ValueError as err:
+        raise ConfigError(f"{path}: {err}") from err
+
+
+def _published(raw, path: Path) -> dict:
+    """`{source: str, scores: {variant: {metric: number}}}`; numbers are percentages as the paper prints them."""
+    if not raw:
+        return {}
+    where = f"{path}: published"
+    if not isinstance(raw, dict) or set(raw) - {"source", "scores"} or not isinstance(raw.get("scores"), dict):
+        raise ConfigError(f"{where}: expected {{source: TEXT, scores: {{VARIANT: {{METRIC: NUMBER}}}}}}")
+    for variant, scores in raw["scores"].items():
+        if not isinstance(scores, dict) or not all(isinstance(v, int | float) for v in scores.values()):
+            raise ConfigError(f"{where}: scores: {variant}: expected {{METRIC: NUMBER}}, e.g. {{avg@16: 40.67}}")
+    return {"source": str(raw.get("source", "")), "scores": raw["scores"]}
+
+
 def _diagnostics(mapping, path: Path) -> Diagnostics | None:
     if not mapping:
         return None
@@ -319,6 +351,9 @@ def _validate(recipe: Recipe) -> None:
     duplicates = sorted({n for n in names if names.count(n) > 1} | ({"base"} & set(names)))
     if duplicates:
         raise ConfigError(f"{recipe.path}: variant names must be unique and not 'base': {duplicates}")
+    unknown = sorted(set(recipe.published.get("scores", {})) - {*names, "base"})
+    if unknown:
+        raise ConfigError(f"{recipe.path}: published: scores for {unknown}, which are not variants ({', '.join(names)})")
     check_model(recipe.base_model, f"{recipe.path}: base_model")
     if recipe.reference_model:
         check_model(recipe.reference_model, f"{recipe.path}: reference_model")

@@ -1,7 +1,8 @@
 """The run report of a pipeline run folder: `report/report.{md,html}` plus PNGs, all read back from stage files.
 
 Sections: per init and benchmark the pre-RL and post-RL score (± stderr over problems) and the RL gain, with the
-RL budget actually spent beside them; every eval run (the `prift report` table, reused from `prift.eval.report`);
+RL budget actually spent beside them; with several benchmarks, the unweighted mean over them (the PriFT paper's
+"Avg" column: avg@n and pass@n, stderr = sqrt(sum se_b^2) / B) beside the recipe's `published` numbers; every eval run (the `prift report` table, reused from `prift.eval.report`);
 RL reward curves of every init on one plot; pass@k curves; the PriFT paper's diagnostics (Fig 1a, 3a, 5); the
 stages with their status and wall time. The HTML embeds every PNG; `summary.png` is the one-figure overview.
 
@@ -50,12 +51,22 @@ def primary_metric(result: dict) -> str:
     return "pass@1" if n == 1 else f"avg@{n}"
 
 
-def _cell(results: dict | None, bench: str) -> tuple[float, float | None] | None:
+def _cell(results: dict | None, bench: str, name: str | None = None) -> tuple[float, float | None] | None:
+    """(value, stderr) of metric `name` (default: the primary one) of `bench` in an eval's results.json."""
     result = (results or {}).get("results", {}).get(bench)
     if not result:
         return None
-    metric = result["metrics"].get(primary_metric(result))
+    metric = result["metrics"].get(name or primary_metric(result))
     return (metric["value"], metric["stderr"]) if metric else None
+
+
+def _mean(cells: list[tuple[float, float | None] | None]) -> tuple[float, float | None] | None:
+    """Unweighted mean of per-benchmark scores; None unless every benchmark has one (a partial mean misleads)."""
+    if not cells or any(c is None for c in cells):
+        return None
+    errors = [c[1] for c in cells]
+    stderr = None if None in errors else math.sqrt(sum(e * e for e in errors)) / len(cells)
+    return sum(c[0] for c in cells) / len(cells), stderr
 
 
 def _fmt(cell: tuple[float, float | None] | None) -> str:
@@ -148,6 +159,36 @@ def score_rows(data: RunData, bench: str) -> Rows:
     return rows
 
 
+def mean_metrics(data: RunData) -> list[str]:
+    """The metrics averaged over benchmarks: the primary one, and pass@n when n > 1 (the paper's Avg@16 / Pass@16)."""
+    first = data.metric(data.benchmarks[0])
+    return [first] if first == "pass@1" else [first, first.replace("avg@", "pass@")]
+
+
+def mean_section(data: RunData) -> tuple[str, list[str], Rows]:
+    """Per init: the mean over every benchmark of each metric before and after RL, then the published numbers."""
+    metrics = mean_metrics(data)
+    published = data.summary.get("published") or {}
+    header = ["init"] + [f"{phase} {m}" for m in metrics for phase in ("pre-RL", "post-RL")]
+    header += [f"published {m}" for m in metrics] if published else []
+    rows = []
+    for init in data.inits:
+        row = [init]
+        for metric in metrics:
+            for phase in ("pre-RL", "post-RL"):
+                stage = data.phases(init)[phase]
+                results = data.evals.get(stage) if stage in data.stages else None
+                row.append(_fmt(_mean([_cell(results, b, metric) for b in data.benchmarks]) if results else None))
+        if published:
+            scores = published.get("scores", {}).get(init, {})
+            row += [f"{scores[m]:.2f}" if m in scores else "—" for m in metrics]
+        rows.append(row)
+    title = f"Mean over {', '.join(data.benchmarks)} (%)"
+    if published:
+        title += f"; published (SFT checkpoints): {published.get('source', 'the recipe')}"
+    return title, header, rows
+
+
 def stage_rows(data: RunData) -> Rows:
     return [[s["name"], s["action"], s["status"], f"{s['wall_s']:.0f}", s.get("error") or ""]
             for s in data.summary["stages"]]
@@ -220,6 +261,8 @@ def scores_markdown(run_dir: str | Path) -> str:
 
 def sections(data: RunData) -> list[tuple[str, list[str], Rows]]:
     out = score_sections(data)
+    if len(data.benchmarks) > 1:
+        out.insert(0, mean_section(data))
     out.append(("Every eval run (%, ± stderr)", *eval_rows(data)))
     if data.diagnostics:
         out.append((f"PriFT diagnostics on {data.diagnostics['tokens']} held-out tokens (vs the reference)",

@@ -43,7 +43,7 @@ def main(argv: list[str], prog: str = "prift run") -> int:
 
     from prift.recipes.report import scores_markdown, write_run_report
 
-    summary = execute(stages, Summary(recipe.name, run_dir, recipe.report_notes()))
+    summary = execute(stages, Summary(recipe.name, run_dir, recipe.report_notes(), recipe.published))
     paths = write_run_report(run_dir)
     print("\n" + scores_markdown(run_dir))
     print(f"\n[prift] stage times (load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}):")
