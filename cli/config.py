@@ -63,7 +63,9 @@ def parse_config(config_type: type, argv: list[str], prog: str, description: str
         if not path.is_file():
             raise ConfigError(f"config file {str(path)!r} does not exist")
         try:
-            mapping = yaml.safe_load(path.read_text()) or {}
+            mapping = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError as err:
+            raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
         except yaml.YAMLError as err:
             raise ConfigError(f"{path}: not valid YAML ({err})") from err
         if not isinstance(mapping, dict):

@@ -49,6 +49,9 @@ class BenchmarkRun:
         self.loaded = self.bench.load(config.limit)
         self.template = resolve_template(config.template_for(name), self.bench)
         self.chat = use_chat_template(self.template, tokenizer, config.chat_template)
+        if self.chat and getattr(tokenizer, "chat_template", None) is None:  # refuse, rather than fail every prompt
+            raise ValueError(f"chat_template=on but the tokenizer of {config.model!r} has no chat template; use "
+                             "--chat_template off (plain prompts) or auto")
         self.tokenizer = tokenizer
         self.sampling: Sampling = config.sampling(stop_strings(self.template, self.bench))
         self.store = SampleStore(out / "samples" / f"{name}.jsonl", self.settings(), overwrite=config.overwrite)

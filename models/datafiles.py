@@ -95,6 +95,11 @@ def read_rows(spec: str, *, split: str, data_dir: str | None = None, local: str 
     return list(rows), {"source": f"hub:{hub_id}:{config}:{split}", "fingerprint": rows._fingerprint}
 
 
+def is_messages(value) -> bool:
+    """A chat conversation: a list of `{role, content}` mappings."""
+    return isinstance(value, list) and all(isinstance(m, dict) and "role" in m and "content" in m for m in value)
+
+
 def is_missing(value) -> bool:
     """None, an empty or blank string, or an empty list."""
     if isinstance(value, str):

@@ -48,11 +48,24 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
     return DTYPES[dtype]
 
 
+def _from_pretrained(loader, name_or_path: str, **kwargs):
+    """`loader.from_pretrained` on the resolved path; a hub id that cannot be fetched (offline, misspelt, gated)
+    raises `FileNotFoundError` naming it instead of transformers' OSError."""
+    resolved = resolve_model_path(name_or_path)
+    try:
+        return loader.from_pretrained(resolved, **kwargs)
+    except OSError as err:
+        if Path(resolved).exists():
+            raise
+        raise FileNotFoundError(f"model {name_or_path!r} is not a local folder and could not be loaded from the "
+                                f"Hugging Face hub (offline, misspelt or gated?): {err}") from err
+
+
 def load_tokenizer(name_or_path: str):
     """Load a tokenizer and make sure it has a pad token (eos when missing)."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(name_or_path))
+    tokenizer = _from_pretrained(AutoTokenizer, name_or_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -62,5 +75,5 @@ def load_causal_lm(name_or_path: str, dtype: str | torch.dtype | None = "auto", 
     """Load a causal LM for training or scoring; `device=None` leaves placement to the caller (Trainer/accelerate)."""
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(resolve_model_path(name_or_path), dtype=resolve_dtype(dtype))
+    model = _from_pretrained(AutoModelForCausalLM, name_or_path, dtype=resolve_dtype(dtype))
     return model.to(device) if device is not None else model

@@ -281,7 +281,9 @@ def load_recipe(path: str | Path, output_dir: str | None = None) -> Recipe:
     if not path.is_file():
         raise ConfigError(f"recipe {str(path)!r} does not exist")
     try:
-        raw = yaml.load(path.read_text(), Loader=_Loader) or {}
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader) or {}
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({err})") from err
     if not isinstance(raw, dict):

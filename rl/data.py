@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from prift.models.datafiles import DatasetError, check_fields, read_rows
+from prift.models.datafiles import DatasetError, check_fields, is_messages, read_rows
 from prift.rewards.answers import last_boxed
 
 MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -104,12 +104,18 @@ def _to_row(raw: dict, index: int, source: Source | None, instruction: str | Non
         check_fields(raw, index, ("prompt",), where)
         prompt, gold = raw["prompt"], {k: v for k, v in raw.items() if k != "prompt"}
         check_fields(gold, index, list(gold), where)
-        if not isinstance(prompt, str):  # already chat messages
+        if is_messages(prompt):
             return {"prompt": prompt, **gold, "row_id": index}
     else:
         check_fields(raw, index, source.fields, where)
-        prompt, gold = source.convert(raw)
+        try:
+            prompt, gold = source.convert(raw)
+        except (AttributeError, KeyError, TypeError, ValueError) as err:  # a wrong-typed or malformed field
+            raise DatasetError(f"{where}: row {index} has a malformed field ({type(err).__name__}: {err})") from err
         check_fields(gold, index, list(gold), f"{where} (derived gold)")
+    if not isinstance(prompt, str):
+        raise DatasetError(f"{where}: row {index} field 'prompt' must be text or a list of {{role, content}} "
+                           f"messages, got {type(prompt).__name__}")
         instruction = source.instruction if instruction is None else instruction
     text = f"{prompt}\n{instruction}" if instruction else prompt
     return {"prompt": [{"role": "user", "content": text}] if chat else text, **gold, "row_id": index}

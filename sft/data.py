@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from prift.models.datafiles import DatasetError, check_fields, read_rows
+from prift.models.datafiles import DatasetError, check_fields, is_messages, read_rows
 
 
 @dataclass(frozen=True)
@@ -88,20 +88,16 @@ def prompt_completion(row: dict) -> tuple[str, str]:
     return row["prompt"], row["completion"]
 
 
-def _is_messages(value) -> bool:
-    return isinstance(value, list) and all(isinstance(m, dict) and "role" in m and "content" in m for m in value)
-
-
 def to_trl_row(row: dict, adapter: Adapter | None, index: int, source: str, chat_template: bool) -> dict:
     """One raw row -> a TRL row; conversational rows (lists of messages) pass through unchanged."""
     if adapter is None:
         if "messages" in row:
             check_fields(row, index, ("messages",), source)
-            if not _is_messages(row["messages"]):
+            if not is_messages(row["messages"]):
                 raise DatasetError(f"{source}: row {index} field 'messages' is not a list of {{role, content}}")
             return {"messages": row["messages"]}
         check_fields(row, index, ("prompt", "completion"), source)
-        if _is_messages(row["prompt"]) and _is_messages(row["completion"]):
+        if is_messages(row["prompt"]) and is_messages(row["completion"]):
             return {"prompt": row["prompt"], "completion": row["completion"]}
         adapter = ADAPTERS["prompt_completion"]
     check_fields(row, index, adapter.fields, source)

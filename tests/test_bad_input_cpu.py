@@ -213,9 +213,6 @@ def test_eval_auto_chat_template_falls_back_to_plain_prompts(tmp_path, no_templa
     assert len(prompts) == 2 and all("What is" in p for p in prompts)
 
 
-@pytest.mark.xfail(strict=True, reason="eval records every row as a per-row 'prompt failed' error (score 0) instead "
-                                       "of refusing the run: BenchmarkRun (eval/runner.py) should raise when "
-                                       "chat_template=on and the tokenizer has none")
 def test_eval_chat_template_on_without_one_is_an_error(tmp_path, no_template, arith_benchmark):
     from prift.eval.runner import evaluate
 
@@ -373,8 +370,6 @@ def test_utf8_bom_is_accepted(tmp_path):
     assert dataset[0] == {"prompt": "a", "completion": "b"}
 
 
-@pytest.mark.xfail(strict=True, reason="rl/data.py passes a non-string prompt through as if it were chat messages and "
-                                       "calls str methods on gold fields: _to_row should check the types")
 @pytest.mark.parametrize("row", [{"prompt": 5, "answer": "1"}, {"prompt": ["a", "b"], "answer": "1"},
                                  {"question": "q", "answer": 42}])
 def test_wrong_typed_rl_fields_are_a_dataset_error(row, tmp_path, write_jsonl):
@@ -394,6 +389,30 @@ def test_cli_reports_malformed_yaml_naming_the_file_without_traceback(tmp_path, 
     assert str(recipe) in err and "not valid YAML" in err and "Traceback" not in err
 
 
+
+def test_cli_reports_a_non_utf8_config_naming_the_file(tmp_path, capsys):
+    from prift.commands.sft import main
+
+    recipe = tmp_path / "latin1.yaml"
+    recipe.write_bytes("method: nll\n# caf\xe9\n".encode("latin-1"))
+    assert main(["--config", str(recipe)]) == 2
+    err = capsys.readouterr().err
+    assert str(recipe) in err and "not UTF-8" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["sft", "rl", "eval"])
+def test_cli_reports_an_unwritable_output_dir_without_traceback(command, tmp_path, tiny_checkpoint, arith_jsonl,
+                                                                 capsys):
+    from prift import main
+
+    blocker = tmp_path / "file-not-dir"
+    blocker.write_text("")
+    model = ["--model" if command == "eval" else "--model_name_or_path", str(tiny_checkpoint)]
+    data = [] if command == "eval" else ["--dataset", str(arith_jsonl)]
+    assert main([command, *model, *data, "--output_dir", str(blocker / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "file-not-dir" in err and "Traceback" not in err
+
 @pytest.fixture
 def offline(monkeypatch):
     """No network, as on this machine, without waiting for the hub clients' retries."""
@@ -409,8 +428,6 @@ def test_offline_unknown_hub_dataset_names_the_id(offline, tmp_path, tiny_checkp
         run_sft(sft_config(tiny_checkpoint, "nobody/no-such-dataset", tmp_path / "out"))
 
 
-@pytest.mark.xfail(strict=True, reason="transformers raises an OSError that does not name the model; "
-                                       "models/loading.py should re-raise it naming the hub id")
 def test_offline_unknown_hub_model_names_the_id(offline, tmp_path, arith_jsonl, sft_config):
     with pytest.raises(FileNotFoundError, match="nobody/no-such-model"):
         run_sft(sft_config("nobody/no-such-model", arith_jsonl, tmp_path / "out"))

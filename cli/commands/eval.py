@@ -26,7 +26,7 @@ def main(argv: list[str]) -> int:
     try:
         config = parse_config(EvalConfig, argv, prog="prift eval", description=DESCRIPTION)
         path = evaluate(config)
-    except (ConfigError, SettingsMismatch, FileNotFoundError, ValueError, ImportError) as err:
+    except (ConfigError, SettingsMismatch, OSError, ValueError, ImportError) as err:
         print(f"prift eval: error: {err}", file=sys.stderr)
         return 2 if isinstance(err, ConfigError) else 1
     print(f"\n[prift] results: {path}\n")

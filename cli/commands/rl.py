@@ -28,7 +28,7 @@ def main(argv: list[str]) -> int:
     try:
         config = parse_config(PriftRLConfig, argv, prog="prift rl", description=DESCRIPTION)
         out = run_rl(config)
-    except (ConfigError, FileNotFoundError, ValueError) as err:  # DatasetError, TemplateError are ValueErrors
+    except (ConfigError, OSError, ValueError) as err:  # DatasetError, TemplateError: ValueError; disk: OSError
         print(f"prift rl: error: {err}", file=sys.stderr)
         return 2 if isinstance(err, ConfigError) else 1
     record = json.loads((out / "run.json").read_text())

@@ -49,7 +49,7 @@ def main(argv: list[str]) -> int:
     try:
         config = parse_config(PriftSFTConfig, argv, prog="prift sft", description=DESCRIPTION)
         results = run_methods(config)
-    except (ConfigError, FileNotFoundError, ValueError) as err:  # DatasetError is a ValueError
+    except (ConfigError, OSError, ValueError) as err:  # DatasetError: ValueError; disk, permission: OSError
         print(f"prift sft: error: {err}", file=sys.stderr)
         return 2 if isinstance(err, ConfigError) else 1
     print_checkpoints(results)
