@@ -6,11 +6,13 @@ chunk index), graded through :mod:`.grading` and appended to ``samples/<benchmar
 starts, so a killed run loses at most one chunk and a rerun into the same ``output_dir`` generates only the
 samples that are missing, exactly as the first run would have. ``results.json`` (metrics with standard errors,
 counts, settings, data sha256, package versions, backend settings, wall time) is rewritten atomically after each
-benchmark.
+benchmark. A benchmark that cannot be set up (its data unreachable or malformed) is recorded under ``failed`` in
+results.json while the others still run; ``evaluate`` then raises :class:`BenchmarkUnavailable` naming it.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 import zlib
 from dataclasses import asdict
@@ -37,6 +39,10 @@ def grading_settings(config: EvalConfig) -> GradingSettings:
 
 def chunk_seed(seed: int, benchmark: str, chunk: int) -> int:
     return (seed * 1_000_003 + zlib.crc32(benchmark.encode()) + chunk * 7919) % (2**31)
+
+
+class BenchmarkUnavailable(ValueError):
+    """Some benchmarks could not be set up (their data or prompts); the others ran and are in results.json."""
 
 
 class BenchmarkRun:
@@ -162,20 +168,29 @@ def evaluate(config: EvalConfig, backend: Backend | None = None) -> Path:
         tokenizer = load_tokenizer(config.model)
     record.extra["model"] = {"name": config.model, **backend.describe()}
     results: dict[str, dict] = {}
+    failed: dict[str, str] = {}
     path = out / "results.json"
     for name, item in config.benchmark_items().items():
         started = time.perf_counter()
-        run = BenchmarkRun(name, item, config, backend, tokenizer, out)
+        try:
+            run = BenchmarkRun(name, item, config, backend, tokenizer, out)
+        except Exception as err:  # noqa: BLE001 - data that cannot be loaded (offline hub, bad file): the others run
+            failed[name] = f"{type(err).__name__}: {err}"
+            print(f"[prift] {name}: not evaluated ({failed[name]})", file=sys.stderr, flush=True)
+            write_json_atomic(path, record.payload(results=results, failed=failed))
+            continue
         for source in run.loaded.sources:
             if "sha256" in source:
                 record.fingerprints[f"{name}:{Path(source['path']).name}"] = source["sha256"]
         run.run()
         results[name] = run.results(time.perf_counter() - started)
-        write_json_atomic(path, record.payload(results=results))
+        write_json_atomic(path, record.payload(results=results, failed=failed))
     if config.perplexity:
         from prift.eval.perplexity import perplexity_from_config
 
         results[f"ppl:{config.perplexity}"] = perplexity_from_config(config, backend)
-        write_json_atomic(path, record.payload(results=results))
-    write_json_atomic(path, record.payload(results=results))
+    write_json_atomic(path, record.payload(results=results, failed=failed))
+    if failed:
+        raise BenchmarkUnavailable(f"not evaluated: {'; '.join(f'{n}: {e}' for n, e in failed.items())}; the other "
+                                   f"benchmarks' results are in {path}")
     return path

@@ -431,3 +431,20 @@ def test_offline_unknown_hub_dataset_names_the_id(offline, tmp_path, tiny_checkp
 def test_offline_unknown_hub_model_names_the_id(offline, tmp_path, arith_jsonl, sft_config):
     with pytest.raises(FileNotFoundError, match="nobody/no-such-model"):
         run_sft(sft_config("nobody/no-such-model", arith_jsonl, tmp_path / "out"))
+
+
+def test_a_benchmark_whose_data_cannot_load_is_recorded_and_the_others_still_run(offline, tmp_path, tiny_checkpoint,
+                                                                                 arith_benchmark):
+    from prift.eval.config import EvalConfig
+    from prift.eval.runner import BenchmarkUnavailable, evaluate
+
+    empty = tmp_path / "no-data"  # neither minerva_math/test.jsonl here nor the hub (offline)
+    empty.mkdir()
+    config = EvalConfig(model=str(tiny_checkpoint), benchmarks=f"minerva,arith={arith_benchmark}", data_dir=str(empty),
+                        output_dir=str(tmp_path / "ev"), max_tokens=2, progress=False)
+    with pytest.raises(BenchmarkUnavailable, match="minerva") as err:
+        evaluate(config)
+    results = json.loads((tmp_path / "ev" / "results.json").read_text())
+    assert set(results["results"]) == {"arith"} and results["results"]["arith"]["rows_loaded"] == 2
+    assert set(results["failed"]) == {"minerva"}
+    assert str(tmp_path / "ev" / "results.json") in str(err.value)
