@@ -19,14 +19,21 @@ DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfl
           "float16": torch.float16, "fp16": torch.float16}
 
 
-def resolve_model_path(name_or_path: str) -> str:
-    """Map the embedded alias to its converted checkpoint, check local folders, pass hub ids through."""
+# what a local folder must hold to be loaded as each kind
+MARKER_FILES = {"model": "config.json", "tokenizer": "tokenizer_config.json"}
+
+
+def resolve_model_path(name_or_path: str, kind: str = "model") -> str:
+    """Map the embedded alias to its converted checkpoint, check local folders (a model folder needs config.json, a
+    tokenizer folder tokenizer_config.json), pass hub ids through."""
     if name_or_path in EMBEDDED_ALIASES:
         return str(embedded_checkpoint())
     path = Path(name_or_path).expanduser()
     if path.exists():
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"model path {name_or_path!r} exists but has no config.json (not an HF checkpoint)")
+        marker = MARKER_FILES[kind]
+        if not (path / marker).is_file():
+            raise FileNotFoundError(f"{kind} path {name_or_path!r} exists but has no {marker} (not an HF {kind} "
+                                    "folder)")
         return str(path)
     if _HUB_ID.match(name_or_path):
         return name_or_path
@@ -48,10 +55,10 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
     return DTYPES[dtype]
 
 
-def _from_pretrained(loader, name_or_path: str, **kwargs):
+def _from_pretrained(loader, name_or_path: str, kind: str = "model", **kwargs):
     """`loader.from_pretrained` on the resolved path; a hub id that cannot be fetched (offline, misspelt, gated)
     raises `FileNotFoundError` naming it instead of transformers' OSError."""
-    resolved = resolve_model_path(name_or_path)
+    resolved = resolve_model_path(name_or_path, kind)
     try:
         return loader.from_pretrained(resolved, **kwargs)
     except OSError as err:
@@ -65,7 +72,7 @@ def load_tokenizer(name_or_path: str):
     """Load a tokenizer and make sure it has a pad token (eos when missing)."""
     from transformers import AutoTokenizer
 
-    tokenizer = _from_pretrained(AutoTokenizer, name_or_path)
+    tokenizer = _from_pretrained(AutoTokenizer, name_or_path, "tokenizer")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer

@@ -448,3 +448,16 @@ def test_a_benchmark_whose_data_cannot_load_is_recorded_and_the_others_still_run
     assert set(results["results"]) == {"arith"} and results["results"]["arith"]["rows_loaded"] == 2
     assert set(results["failed"]) == {"minerva"}
     assert str(tmp_path / "ev" / "results.json") in str(err.value)
+
+
+def test_a_tokenizer_only_folder_loads_as_a_tokenizer_but_not_as_a_model(tmp_path, tiny_checkpoint):
+    from prift.models.loading import load_causal_lm, load_tokenizer
+
+    folder = tmp_path / "tokenizer-only"
+    load_tokenizer(str(tiny_checkpoint)).save_pretrained(folder)
+    assert not (folder / "config.json").exists()
+    assert load_tokenizer(str(folder)).vocab_size == load_tokenizer(str(tiny_checkpoint)).vocab_size
+    with pytest.raises(FileNotFoundError, match="has no config.json"):
+        load_causal_lm(str(folder))
+    with pytest.raises(FileNotFoundError, match="has no tokenizer_config.json"):
+        load_tokenizer(str(tmp_path))
