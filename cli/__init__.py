@@ -14,6 +14,8 @@ __version__ = "0.1.0"
 # command name -> (module path, one-line description). Each module exposes `main(argv: list[str]) -> int`.
 COMMANDS: dict[str, tuple[str, str]] = {
     "sft": ("prift.commands.sft", "token-priority SFT (nll, dft, prift_prob, prift_mass, ...) with a reference-signal cache"),
+    "cache": ("prift.commands.cache", "build the reference-signal cache of an SFT setup ahead of training (same "
+                                      "options as sft)"),
     "rl": ("prift.commands.rl", "GRPO/DAPO on verifiable rewards: dynamic sampling, exact budget, vLLM or HF rollouts"),
     "eval": ("prift.commands.eval", "evaluate a checkpoint on math/code/medical benchmarks (avg@k, pass@k, maj@k)"),
     "report": ("prift.commands.report", "markdown/HTML table and PNG plot across prift eval runs"),

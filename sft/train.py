@@ -1,12 +1,14 @@
 """`run_sft(config)`: one token-priority SFT run, start checkpoint in, HF checkpoint + run.json out.
 
 Linear on purpose: load model and data, let TRL tokenize, attach the signal sources (building the reference cache
-once when needed), train (resuming from the last checkpoint), save, record provenance.
+once when needed), train (resuming from the last checkpoint), save, record provenance. `build_reference_cache`
+stops after the cache (`prift cache`: build it ahead of training, e.g. on another machine).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from accelerate import PartialState
@@ -80,7 +82,7 @@ class _Setup:
         return reference
 
     def cached_reference(self, dataset):
-        cache = reference_cache_for(self.config, self.tokenizer, dataset, self.reference_path)
+        self.cache = cache = reference_cache_for(self.config, self.tokenizer, dataset, self.reference_path)
         self.record.fingerprints["reference_cache"] = cache.key.digest
         if cache.is_complete():
             print(f"[prift] reusing reference cache {cache.dir}", flush=True)
@@ -128,9 +130,22 @@ def check_chat_template(tokenizer, dataset, config: PriftSFTConfig, source: str)
                      "tokenizer has one)")
 
 
-def run_sft(config: PriftSFTConfig) -> Path:
-    """Train one method; return the output folder holding the HF checkpoint and run.json."""
-    ensure_writable(config.output_dir)
+@dataclass
+class Prepared:
+    """What both training and a cache-only build need: the trainer (TRL tokenized the data), its tokenized rows."""
+
+    config: PriftSFTConfig
+    method: Method
+    record: RunRecord
+    tokenizer: object
+    trainer: PriorityTrainer
+    tokenized: object
+    provenance: dict
+
+
+def prepare(config: PriftSFTConfig, training: bool = True) -> Prepared:
+    """Load the start checkpoint and data, check the chat template (and, when `training`, the free space for a
+    checkpoint), let TRL tokenize the rows and report truncation."""
     method = config.resolved_method()
     record = RunRecord("sft", config, seed=config.seed)
     record.extra["method"] = {"name": config.methods[0], "rule": method.rule, "source": method.source,
@@ -142,7 +157,8 @@ def run_sft(config: PriftSFTConfig) -> Path:
         max_samples=config.max_samples, chat_template=config.use_chat_template)
     record.extra["data"] = provenance
     check_chat_template(tokenizer, dataset, config, provenance["source"])
-    check_checkpoint_space(config.output_dir, policy, config, ema=method.source == "ema")
+    if training:
+        check_checkpoint_space(config.output_dir, policy, config, ema=method.source == "ema")
     collator = PriorityCollator(pad_token_id=tokenizer.pad_token_id, pad_to_multiple_of=config.pad_to_multiple_of)
     trainer = PriorityTrainer(model=policy, args=config, train_dataset=dataset, processing_class=tokenizer,
                               data_collator=collator, method=method, source=OnlineSource(), divisor=config.divisor,
@@ -156,10 +172,34 @@ def run_sft(config: PriftSFTConfig) -> Path:
     if len(tokenized) == 0:
         raise DatasetError(f"{provenance['source']}: no row has a response token left after tokenization and "
                            f"truncation to max_length={config.max_length}")
-    record.fingerprints["data"] = dataset_fingerprint(tokenized)
-    source, reference, tokenized = _Setup(config, trainer.model, tokenizer, record).sources(method, tokenized)
+    return Prepared(config, method, record, tokenizer, trainer, tokenized, provenance)
+
+
+def build_reference_cache(config: PriftSFTConfig) -> dict:
+    """Build (or find complete) the reference-signal cache `prift sft` would use for `config`, without training:
+    the cache depends on the reference, dtype, tokenizer, chat template, max_length and data, not on the method."""
+    output = Path(config.output_dir)
+    existed = output.exists()
+    prep = prepare(config, training=False)
+    setup = _Setup(config, prep.trainer.model, prep.tokenizer, prep.record)
+    _, dataset = setup.cached_reference(prep.tokenized)
+    if not existed and output.is_dir() and not any(output.iterdir()):
+        output.rmdir()  # the Trainer made it; a cache-only build trains nothing
+    return {"dir": str(setup.cache.dir), "key": setup.cache.key.digest, "rows": len(dataset),
+            "reference": setup.reference_path, "data": prep.provenance,
+            "build": prep.record.extra.get("reference_cache_build")}
+
+
+def run_sft(config: PriftSFTConfig) -> Path:
+    """Train one method; return the output folder holding the HF checkpoint and run.json."""
+    ensure_writable(config.output_dir)
+    prep = prepare(config)
+    method, record, trainer = prep.method, prep.record, prep.trainer
+    record.fingerprints["data"] = dataset_fingerprint(prep.tokenized)
+    source, reference, tokenized = _Setup(config, trainer.model, prep.tokenizer, record).sources(method,
+                                                                                                 prep.tokenized)
     if TOKEN_LABELS in get_rule(method.rule).data:
-        tokenized = _with_token_labels(tokenized, provenance["source"])
+        tokenized = _with_token_labels(tokenized, prep.provenance["source"])
     trainer.set_sources(source, reference)
     trainer.train_dataset = tokenized
     required = (EMA_STATE_FILE,) if isinstance(source, EmaSource) else ()
