@@ -82,7 +82,7 @@ def run_rl(config: PriftRLConfig) -> Path:
     ensure_writable(config.output_dir)
     record = RunRecord("rl", config, seed=config.seed)
     checkpoint = resolve_model_path(config.model_name_or_path)
-    tokenizer_source = resolve_model_path(config.tokenizer_name_or_path or config.model_name_or_path)
+    tokenizer_source = resolve_model_path(config.tokenizer_name_or_path or config.model_name_or_path, "tokenizer")
     tokenizer = load_tokenizer(tokenizer_source)
     check_same_template(tokenizer, tokenizer_source, checkpoint)
     dataset, provenance = load_rl_dataset(
