@@ -4,7 +4,8 @@ TRL's configs default to bf16 and activation checkpointing, which make CPU train
 is a dataclass mixin placed before the TRL config in the bases: its fields replace the inherited ones with
 "decided by the hardware" defaults, and `resolve_hardware()` (called first in the config's `__post_init__`) turns
 them into values. Launched CPU processes (WORLD_SIZE > 1, no GPU) become gloo DDP ranks (`use_cpu`) instead of N
-independent runs. `parse_mapping` reads the JSON/YAML mapping flags (`--rule_params`, `--reward_settings`).
+independent runs. `reference_placement` says where a frozen reference that runs during training lives.
+`parse_mapping` reads the JSON/YAML mapping flags (`--rule_params`, `--reward_settings`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import os
 from dataclasses import dataclass, field
 
 import torch
+
+REFERENCE_PLACEMENTS = ("auto", "per_rank", "sharded")
 
 
 @dataclass
@@ -26,8 +29,18 @@ class HardwareDefaults:
                   "const": True})
     report_to: None | str | list[str] = field(
         default="none", metadata={"help": "Loggers for metrics: none, tensorboard, wandb, trackio, ..."})
+    reference_placement: str = field(
+        default="auto",
+        metadata={"help": "Where a frozen reference that runs during training lives (SFT: --reference_mode live): "
+                          "per_rank (a whole copy on every process's device; no communication), sharded (DeepSpeed "
+                          "ZeRO-3 only: partitioned across processes like the policy and gathered layer by layer in "
+                          "each forward, as TRL places its reference models; ~1/N of the memory) or auto (sharded "
+                          "under ZeRO-3, else per_rank). RL's KL reference (beta > 0) is placed by TRL, as auto."})
 
     def resolve_hardware(self) -> None:
+        if self.reference_placement not in REFERENCE_PLACEMENTS:
+            raise ValueError(f"reference_placement: unknown value {self.reference_placement!r}; valid: "
+                             f"{', '.join(REFERENCE_PLACEMENTS)}")
         cuda = torch.cuda.is_available()
         if self.bf16 is None:
             self.bf16 = cuda and torch.cuda.is_bf16_supported()

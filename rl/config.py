@@ -119,6 +119,9 @@ class PriftRLConfig(HardwareDefaults, GRPOConfig):
 
     def __post_init__(self):
         self.resolve_hardware()
+        if self.reference_placement != "auto":
+            raise ValueError("reference_placement: TRL places the RL stage's KL reference (beta > 0) itself (sharded "
+                             f"under ZeRO-3, else per rank); only auto applies here, got {self.reference_placement!r}")
         if isinstance(self.reward_settings, str):
             self.reward_settings = parse_mapping("reward_settings", self.reward_settings,
                                                  '{"code_pass": {"timeout_s": 5}}')

@@ -7,16 +7,21 @@ All sources return signals aligned with TRL's fused outputs: shape [B, T-1], pos
   batch, no second model in memory) or computed on the fly by a no-grad forward of a second model.
 - `ema`: a no-grad copy of the online model updated after every optimizer step, theta_ema <- rho * theta_ema +
   (1 - rho) * theta. rho = 0 tracks the online model (DFT's weights), rho = 1 stays at the start (PriFT's).
+
+A live reference is placed for the way training is distributed (`place_frozen`): a whole copy per process, or under
+DeepSpeed ZeRO-3 partitioned across the processes like the policy.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 
+from prift.models.hardware import REFERENCE_PLACEMENTS
 from prift.sft.signals import signals_from_hidden, signals_from_logits
 
 SOURCES = ("online", "reference", "ema")
@@ -34,24 +39,103 @@ def _projects_plainly(model) -> bool:
     return not scaled
 
 
+def _gathered(*params: torch.nn.Parameter):
+    """Context in which ZeRO-3-partitioned `params` are whole on every process (a collective: all processes must
+    enter it alike); a no-op for ordinary parameters."""
+    partitioned = [p for p in params if hasattr(p, "ds_id")]
+    if not partitioned:
+        return contextlib.nullcontext()
+    import deepspeed
+
+    return deepspeed.zero.GatheredParameters(partitioned)
+
+
+def _last_hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                 sharded: bool) -> torch.Tensor:
+    """The backbone's last hidden states [B, T, H]. A ZeRO-3 sharded model runs whole, projecting only the last
+    position (`logits_to_keep=1`), because its engine resets its parameter trace in the root module's forward hook;
+    others run only the backbone (the root `forward` of a copied policy may be TRL's fused head, bound to the
+    original)."""
+    if not sharded:
+        return model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+    captured = []
+    hook = model.base_model.register_forward_hook(lambda module, args, out: captured.append(out.last_hidden_state))
+    try:
+        model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, logits_to_keep=1)
+    finally:
+        hook.remove()
+    return captured[0]
+
+
 @torch.no_grad()
 def model_signals(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, labels: torch.Tensor,
                   names: Iterable[str], vocab_chunk: int | None = None) -> dict[str, torch.Tensor]:
     """No-grad signals of `model` on a batch: [B, T-1], position t scoring `labels[:, t+1]`.
 
     Runs the backbone once and projects hidden states through the LM head in token chunks, so the [B, T, V]
-    logits are never built (falls back to full logits for models with logit softcapping or scaling).
+    logits are never built (falls back to full logits for models with logit softcapping or scaling). A ZeRO-3
+    sharded model's LM head is gathered once per batch, so every process runs the same collectives however many
+    tokens it scores.
     """
     names = tuple(names)
     shifted = labels[:, 1:]
     if not names:
         return {}
     if _projects_plainly(model):
-        hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
         head = model.get_output_embeddings()
-        return signals_from_hidden(hidden[:, :-1], head, head.weight.shape[0], shifted, names, vocab_chunk)
+        hidden = _last_hidden(model, input_ids, attention_mask, sharded=hasattr(head.weight, "ds_id"))
+        with _gathered(head.weight):
+            weight, bias = head.weight, getattr(head, "bias", None)
+            return signals_from_hidden(hidden[:, :-1], lambda h: torch.nn.functional.linear(h, weight, bias),
+                                       weight.shape[0], shifted, names, vocab_chunk)
     logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
     return signals_from_logits(logits[:, :-1], shifted, names, vocab_chunk)
+
+
+def zero_stage(accelerator) -> int | None:
+    """The DeepSpeed ZeRO stage `accelerator` trains with (None without DeepSpeed)."""
+    plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    return plugin.zero_stage if plugin is not None else None
+
+
+def unsharded(model):
+    """`model` with whole parameters: a plain copy, gathered one parameter at a time, of a model that ZeRO-3
+    partitioned when it was loaded (transformers loads under `deepspeed.zero.Init` whenever ZeRO-3 is on; a
+    collective); any other model as it is."""
+    if not any(hasattr(p, "ds_id") for p in model.parameters()):
+        return model
+    plain = type(model)(model.config).to(model.dtype)
+    whole = dict(plain.named_parameters())
+    for name, param in model.named_parameters():
+        with _gathered(param):
+            whole[name].data.copy_(param.data)
+    return plain
+
+
+def place_frozen(model, accelerator, placement: str = "auto"):
+    """Place a frozen model that runs no-grad during training; return `(model to call, DeepSpeed engine or None)`.
+
+    - `per_rank`: a whole copy on this process's device (`unsharded`), the placement under DDP and ZeRO-0/1/2; no
+      communication in its forward.
+    - `sharded` (ZeRO-3 only): partitioned across the processes and gathered layer by layer in each forward by a
+      DeepSpeed inference engine, the one TRL builds for its reference models (`trl.models.utils.prepare_deepspeed`);
+      ~1/P of the memory, an all-gather per layer. Every process must run it equally often.
+    - `auto`: `sharded` under ZeRO-3, else `per_rank`.
+    """
+    if placement not in REFERENCE_PLACEMENTS:
+        raise ValueError(f"reference_placement: unknown value {placement!r}; valid: {', '.join(REFERENCE_PLACEMENTS)}")
+    stage = zero_stage(accelerator)
+    if placement == "auto":
+        placement = "sharded" if stage == 3 else "per_rank"
+    if placement == "per_rank":
+        return unsharded(model).to(accelerator.device).eval().requires_grad_(False), None
+    if stage != 3:
+        raise ValueError(f"reference_placement=sharded needs DeepSpeed ZeRO-3 (training runs with "
+                         f"{'no DeepSpeed' if stage is None else f'ZeRO-{stage}'}); use per_rank or auto")
+    from trl.models.utils import prepare_deepspeed
+
+    engine = prepare_deepspeed(model, accelerator)
+    return engine.module, engine
 
 
 class CachedReference:
@@ -77,6 +161,14 @@ class LiveModelSource:
     def __init__(self, model, vocab_chunk: int | None = None):
         self.model = model.eval().requires_grad_(False)
         self.vocab_chunk = vocab_chunk
+        self.engine = None  # the DeepSpeed engine of a sharded model
+
+    def place(self, accelerator, placement: str = "auto") -> None:
+        """Move the model where training's distribution wants it (see `place_frozen`) and say where it went."""
+        self.model, self.engine = place_frozen(self.model, accelerator, placement)
+        where = (f"sharded across {accelerator.num_processes} processes (ZeRO-3)" if self.engine is not None
+                 else f"per rank, on {accelerator.device}")
+        accelerator.print(f"[prift] {self.kind}: {where}", flush=True)
 
     def signals(self, inputs: dict, names: Iterable[str], **_) -> dict[str, torch.Tensor]:
         return model_signals(self.model, inputs["input_ids"], inputs.get("attention_mask"), inputs["labels"], names,

@@ -24,7 +24,7 @@ from prift.sft.loss import priority_loss
 from prift.sft.methods import Method
 from prift.sft.priorities import apply_rule, get_rule
 from prift.sft.signals import SIGNAL_NAMES, signals_from_logits
-from prift.sft.sources import CACHE_COLUMN_PREFIX, EmaSource
+from prift.sft.sources import CACHE_COLUMN_PREFIX, EmaSource, LiveModelSource, zero_stage
 
 TOKEN_LABELS = "token_labels"
 EXTRA_COLUMNS = tuple(CACHE_COLUMN_PREFIX + name for name in SIGNAL_NAMES) + (TOKEN_LABELS,)
@@ -100,10 +100,17 @@ class PriorityTrainer(SFTTrainer):
         return super()._prepare_dataset(tokenized, processing_class, args, packing, None, dataset_name)
 
     def set_sources(self, source, reference=None) -> None:
-        """Install the signal sources (they may need the tokenized dataset, which exists only after __init__)."""
+        """Install the signal sources (they may need the tokenized dataset, which exists only after __init__); a live
+        reference is placed per `args.reference_placement` (see `prift.sft.sources.place_frozen`)."""
         self.signal_source, self.reference_source = source, reference
         if isinstance(source, EmaSource):
+            if zero_stage(self.accelerator) == 3:
+                raise ValueError("source=ema under DeepSpeed ZeRO-3: the EMA copies and updates whole "
+                                 "parameters, which ZeRO-3 partitions; use ZeRO-2, DDP or one process")
             self.add_callback(EmaCallback(source))
+        live = {id(s): s for s in (source, reference) if type(s) is LiveModelSource and s.engine is None}
+        for frozen in live.values():
+            frozen.place(self.accelerator, self.args.reference_placement)
 
     def create_optimizer(self, *args, **kwargs):
         """TRL's optimizer, whose `step` skips (and counts) an update when any gradient is NaN or inf.
