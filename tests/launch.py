@@ -1,8 +1,9 @@
 """Running prift in child processes for the multi-process CPU tests: `accelerate launch` commands and a runner that
 fails (instead of blocking) on a hang.
 
-Children get one torch/OpenMP thread each (two ranks on two cores would otherwise spin-wait on each other), a
-private prift cache and the tests folder on PYTHONPATH, so rewards and probes in test modules import by dotted path.
+Children see no GPU (these are CPU tests wherever they run) and get one torch/OpenMP thread each (two ranks on two
+cores would otherwise spin-wait on each other), a private prift cache and the tests folder on PYTHONPATH, so rewards
+and probes in test modules import by dotted path.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def run_command(cmd: list[str], cache: Path, timeout_s: float = 300, **env: str)
     end of its output."""
     python_path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "PRIFT_CACHE_DIR": str(cache), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
-           "PYTHONPATH": python_path, **env}
+           "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": python_path, **env}
     # a session of its own, so that a hang kills the launcher *and* its ranks
     with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           start_new_session=True) as child:
