@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -22,12 +23,20 @@ HAS_ACCELERATE = importlib.util.find_spec("accelerate.commands.launch") is not N
 needs_accelerate = pytest.mark.skipif(not HAS_ACCELERATE, reason="accelerate's launcher is not installed")
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def accelerate_launch(num_processes: int = 2, *options: str, module: str = "prift") -> list[str]:
     """`accelerate launch` of `python -m <module>` on `num_processes` CPU processes (gloo DDP without other
-    options; pass e.g. `--config_file recipes/accelerate/zero3.yaml` for DeepSpeed)."""
+    options; pass e.g. `--config_file recipes/accelerate/zero3.yaml` for DeepSpeed). The ranks meet on a free port,
+    not accelerate's fixed 29500, so launches running at the same time do not collide."""
     distributed = () if any(o.startswith("--config_file") for o in options) else ("--multi_gpu",)
     return [sys.executable, "-m", "accelerate.commands.launch", *distributed, "--num_processes", str(num_processes),
-            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", *options, "-m", module]
+            "--num_machines", "1", "--main_process_port", str(_free_port()), "--mixed_precision", "no",
+            "--dynamo_backend", "no", *options, "-m", module]
 
 
 def prift_command() -> list[str]:
