@@ -113,10 +113,10 @@ def _to_row(raw: dict, index: int, source: Source | None, instruction: str | Non
         except (AttributeError, KeyError, TypeError, ValueError) as err:  # a wrong-typed or malformed field
             raise DatasetError(f"{where}: row {index} has a malformed field ({type(err).__name__}: {err})") from err
         check_fields(gold, index, list(gold), f"{where} (derived gold)")
+        instruction = source.instruction if instruction is None else instruction
     if not isinstance(prompt, str):
         raise DatasetError(f"{where}: row {index} field 'prompt' must be text or a list of {{role, content}} "
                            f"messages, got {type(prompt).__name__}")
-        instruction = source.instruction if instruction is None else instruction
     text = f"{prompt}\n{instruction}" if instruction else prompt
     return {"prompt": [{"role": "user", "content": text}] if chat else text, **gold, "row_id": index}
 
