@@ -48,4 +48,15 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage(), file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
-    return int(module.main(rest) or 0)
+    try:
+        return int(module.main(rest) or 0)
+    finally:
+        _close_process_group()
+
+
+def _close_process_group() -> None:
+    """Shut a launched rank's process group down before exit: a rank that exits with it alive can abort at
+    interpreter shutdown ("terminate called without an active exception") and fail an otherwise finished run."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

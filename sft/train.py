@@ -30,7 +30,14 @@ from prift.sft.reference_cache import (
     tokenizer_fingerprint,
 )
 from prift.sft.signals import SIGNAL_NAMES
-from prift.sft.sources import EMA_STATE_FILE, CachedReference, EmaSource, LiveModelSource, OnlineSource
+from prift.sft.sources import (
+    EMA_STATE_FILE,
+    CachedReference,
+    EmaSource,
+    LiveModelSource,
+    OnlineSource,
+    unsharded,
+)
 from prift.sft.trainer import TOKEN_LABELS, PriorityCollator, PriorityTrainer
 
 logger = logging.getLogger(__name__)
@@ -88,7 +95,8 @@ class _Setup:
             print(f"[prift] reusing reference cache {cache.dir}", flush=True)
         else:
             print(f"[prift] building reference cache {cache.dir} ({len(dataset)} rows)", flush=True)
-            model = self.reference_model(allow_policy=True).to(self.config.device)
+            # a whole copy: under ZeRO-3 the start checkpoint was loaded partitioned, and each rank scores its own shards
+            model = unsharded(self.reference_model(allow_policy=True)).to(self.config.device)
             state = PartialState()  # under `accelerate launch` the ranks split the shards
             self.record.extra["reference_cache_build"] = cache.build(
                 model, dataset, batch_size=self.config.reference_batch_size,
