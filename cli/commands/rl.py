@@ -31,7 +31,10 @@ def main(argv: list[str]) -> int:
     except (ConfigError, OSError, ValueError) as err:  # DatasetError, TemplateError: ValueError; disk: OSError
         print(f"prift rl: error: {err}", file=sys.stderr)
         return 2 if isinstance(err, ConfigError) else 1
-    record = json.loads((out / "run.json").read_text())
-    print(f"\n[prift] checkpoint: {out}")
-    print(f"[prift] spent: {json.dumps(record['budget']['spent'])}")
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:  # once, not once per launched rank
+        record = json.loads((out / "run.json").read_text())
+        print(f"\n[prift] checkpoint: {out}")
+        print(f"[prift] spent: {json.dumps(record['budget']['spent'])}")
     return 0

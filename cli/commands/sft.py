@@ -52,5 +52,8 @@ def main(argv: list[str]) -> int:
     except (ConfigError, OSError, ValueError) as err:  # DatasetError: ValueError; disk, permission: OSError
         print(f"prift sft: error: {err}", file=sys.stderr)
         return 2 if isinstance(err, ConfigError) else 1
-    print_checkpoints(results)
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:  # once, not once per launched rank
+        print_checkpoints(results)
     return 0
