@@ -48,15 +48,17 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage(), file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
-    try:
-        return int(module.main(rest) or 0)
-    finally:
+    code = int(module.main(rest) or 0)
+    if code == 0:
         _close_process_group()
+    return code
 
 
 def _close_process_group() -> None:
-    """Shut a launched rank's process group down before exit: a rank that exits with it alive can abort at
-    interpreter shutdown ("terminate called without an active exception") and fail an otherwise finished run."""
+    """A launched rank that finished: wait for the others, then shut the process group down. A rank that exits
+    while a peer still holds its connections open can abort ("terminate called without an active exception") and
+    fail an otherwise finished run. (A failed rank skips this: its peers may never reach the barrier.)"""
     dist = sys.modules.get("torch.distributed")
     if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
