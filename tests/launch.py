@@ -23,7 +23,8 @@ HAS_ACCELERATE = importlib.util.find_spec("accelerate.commands.launch") is not N
 needs_accelerate = pytest.mark.skipif(not HAS_ACCELERATE, reason="accelerate's launcher is not installed")
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port nothing listens on now (for a launch's rendezvous)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -35,7 +36,7 @@ def accelerate_launch(num_processes: int = 2, *options: str, module: str = "prif
     not accelerate's fixed 29500, so launches running at the same time do not collide."""
     distributed = () if any(o.startswith("--config_file") for o in options) else ("--multi_gpu",)
     return [sys.executable, "-m", "accelerate.commands.launch", *distributed, "--num_processes", str(num_processes),
-            "--num_machines", "1", "--main_process_port", str(_free_port()), "--mixed_precision", "no",
+            "--num_machines", "1", "--main_process_port", str(free_port()), "--mixed_precision", "no",
             "--dynamo_backend", "no", *options, "-m", module]
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from launch import free_port
 from safetensors.torch import load_file
 
 from prift import main
@@ -18,8 +19,9 @@ from prift.recipes.pipeline import build_stages, plan
 from prift.recipes.recipe import load_recipe
 
 ACCELERATE = Path(sys.executable).with_name("accelerate")
-TWO_PROCESSES = "accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no " \
-                "--dynamo_backend no"
+# the ranks meet on a free port (not accelerate's 29500), so launches running at the same time do not collide
+TWO_PROCESSES = f"accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --main_process_port {free_port()} " \
+                "--mixed_precision no --dynamo_backend no"
 RECIPE = """
 name: launched
 base_model: {model}
@@ -40,6 +42,7 @@ def write_recipe(tmp_path, tiny_checkpoint, arith_rows, write_jsonl, monkeypatch
 
     monkeypatch.setenv("PRIFT_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # a CPU test wherever it runs
     data = write_jsonl(tmp_path / "sft.jsonl", [*arith_rows, *arith_rows[:2]])  # 8 rows
 
     def write(name: str, per_device: int = 4, extra: str = "") -> Path:
