@@ -46,9 +46,25 @@ def parse_launch(raw, recipe_path: Path) -> dict[str, list[str]]:
             raise ValueError(f"launch: {kind!r} cannot be launched; valid stage kinds: {', '.join(LAUNCHABLE)}")
         if not isinstance(prefix, str) or not prefix.strip():
             raise ValueError(f"launch: {kind}: expected a command such as 'accelerate launch --config_file X.yaml'")
-        argv = shlex.split(prefix)
-        launch[kind] = [_resolve(arg, recipe_path.parent) for arg in argv]
+        launcher, *args = shlex.split(prefix)
+        _executable(launcher, kind)  # fail now, before any work; kept as written (the stage fingerprint holds it)
+        launch[kind] = [launcher, *(_resolve(arg, recipe_path.parent) for arg in args)]
     return launch
+
+
+def _executable(launcher: str, kind: str) -> str:
+    """The launcher program: as given when it is a path or on PATH, else this Python's bin folder (so
+    `.venv/bin/prift run` finds `.venv/bin/accelerate` without an activated venv); missing -> `ValueError`."""
+    if "/" in launcher:
+        if not Path(launcher).is_file():
+            raise ValueError(f"launch: {kind}: launcher {launcher!r} does not exist")
+        return launcher
+    if shutil.which(launcher):
+        return launcher
+    beside = Path(sys.executable).parent / launcher
+    if beside.is_file():
+        return str(beside)
+    raise ValueError(f"launch: {kind}: launcher {launcher!r} is not on PATH nor next to {sys.executable}")
 
 
 def _resolve(arg: str, folder: Path) -> str:
@@ -58,13 +74,8 @@ def _resolve(arg: str, folder: Path) -> str:
 
 
 def command(prefix: list[str], kind: str, config_file: Path) -> list[str]:
-    """The full argv of a launched stage; a bare launcher name not on PATH is taken from this Python's bin folder
-    (`.venv/bin/prift run` finds `.venv/bin/accelerate` without an activated venv)."""
-    launcher, *rest = prefix
-    beside = Path(sys.executable).parent / launcher
-    if "/" not in launcher and shutil.which(launcher) is None and beside.is_file():
-        launcher = str(beside)
-    return [launcher, *rest, "-m", "prift", kind, "--config", str(config_file)]
+    """The full argv of a launched stage."""
+    return [_executable(prefix[0], kind), *prefix[1:], "-m", "prift", kind, "--config", str(config_file)]
 
 
 def run_launched(prefix: list[str], kind: str, fields: dict, output: Path) -> Path:

@@ -9,9 +9,9 @@ Stages hand off only through files: a downstream stage's model is its upstream's
 runs SFT and RL stages in their own launched processes (`accelerate launch ...`, see :mod:`prift.recipes.launch`);
 the rest run in this process.
 
-**Fingerprint** of a stage = sha256 of its kind, its launcher, its resolved config (the run folder replaced by `<run>`, so a moved
-run keeps its fingerprints), the sha256 of every local file or checkpoint its config names outside the run, and
-the fingerprints of the stages it depends on. `<output>/stage.json` holds it with the stage's status. Planned
+**Fingerprint** of a stage = sha256 of its kind, its launcher (the files it names by their content), its resolved
+config (the run folder replaced by `<run>`, so a moved run keeps its fingerprints), the sha256 of every local file
+or checkpoint its config names outside the run, and the fingerprints of the stages it depends on. `<output>/stage.json` holds it with the stage's status. Planned
 actions:
 
 | action | when | what happens |
@@ -188,7 +188,8 @@ def _input_files(config: dict, run_dir: str) -> dict[str, str]:
 
 def fingerprint(stage: Stage, deps: list[Stage], run_dir: Path) -> str:
     config = to_jsonable(stage.config)
-    payload = {"kind": stage.kind, "launch": stage.launch, "config": _scrub(config, str(run_dir)),
+    launch = [_digest(a, _stamp(Path(a))) if Path(a).is_file() else a for a in stage.launch or ()]  # file: content
+    payload = {"kind": stage.kind, "launch": launch, "config": _scrub(config, str(run_dir)),
                "files": _input_files(config, str(run_dir)), "deps": [d.fingerprint for d in deps]}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 

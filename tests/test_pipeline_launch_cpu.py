@@ -114,6 +114,8 @@ def test_launcher_file_arguments_resolve_against_the_recipe_folder(write_recipe,
     ("launch: {eval: accelerate launch}", "'eval' cannot be launched"),
     ("launch: {sft: ''}", "launch: sft: expected a command"),
     ("launch: [accelerate]", "expected a mapping of stage kind"),
+    ("launch: {sft: no-such-launcher --num_processes 2}", "launcher 'no-such-launcher' is not on PATH"),
+    ("launch: {rl: /no/such/torchrun}", "launcher '/no/such/torchrun' does not exist"),
     ("published: {scores: {dpo: {avg@16: 1.0}}}", "scores for ['dpo'], which are not variants"),
     ("published: {scores: {prift_mass: {avg@16: high}}}", "expected {METRIC: NUMBER}"),
     ("published: {table: 3}", "published: expected {source"),
@@ -124,3 +126,14 @@ def test_bad_launch_or_published_sections_fail_before_any_work(extra, message, w
         load_recipe(recipe, str(tmp_path / "run"))
     assert message in str(err.value)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_changed_launcher_config_file_reruns_the_stage(write_recipe, tmp_path):
+    run = tmp_path / "run"
+    config = tmp_path / "ddp.yaml"
+    config.write_text("num_processes: 2\n")
+    recipe = write_recipe("files", extra="launch: {sft: accelerate launch --config_file ddp.yaml}")
+    before = {s.name: s.fingerprint for s in plan(build_stages(load_recipe(recipe), run), run)}
+    config.write_text("num_processes: 4\n")
+    after = {s.name: s.fingerprint for s in plan(build_stages(load_recipe(recipe), run), run)}
+    assert before["sft/prift_mass"] != after["sft/prift_mass"] and before["eval/base"] == after["eval/base"]
