@@ -56,7 +56,8 @@ class EvalConfig:
                                                          "vllm (needs the vllm extra and a GPU)."})
     dtype: str = field(default="auto", metadata={"help": "auto (bf16 on a bf16-capable GPU, else fp32), float32, "
                                                          "bfloat16, float16."})
-    device: str | None = field(default=None, metadata={"help": "HF backend device; default cuda when present."})
+    device: str | None = field(default=None, metadata={"help": "HF backend device; default cuda when present (under "
+                                                                  "`accelerate launch`: each rank's own GPU)."})
     batch_size: int = field(default=8, metadata={"help": "HF backend: sequences per generate call."})
     chunk_size: int | None = field(
         default=None,

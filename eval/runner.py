@@ -8,6 +8,13 @@ samples that are missing, exactly as the first run would have. ``results.json`` 
 counts, settings, data sha256, package versions, backend settings, wall time) is rewritten atomically after each
 benchmark. A benchmark that cannot be set up (its data unreachable or malformed) is recorded under ``failed`` in
 results.json while the others still run; ``evaluate`` then raises :class:`BenchmarkUnavailable` naming it.
+
+Under ``accelerate launch`` (several processes; CPU ranks meet over gloo) the evaluation is data-parallel: every
+rank loads the model on its own device and generates and grades the chunks ``i % num_processes == rank`` into its
+own shard of the samples file. Since a chunk's samples depend only on its seed, which rank generates it changes
+nothing. After each benchmark the ranks wait for each other; rank 0 merges the shards into
+``samples/<benchmark>.jsonl`` (the row order of a 1-process run), scores it and writes results.json, and every rank
+returns its path once it is complete. Resuming reads all shards, so a rerun may use another process count.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from prift.eval.benchmarks import Benchmark, Problem, get_benchmark
 from prift.eval.config import EvalConfig
 from prift.eval.grading import GradingSettings, grade
 from prift.eval.metrics import ProblemSamples, summarize, summarize_subsets
-from prift.eval.samples import SampleStore
+from prift.eval.samples import SampleStore, discard_samples
 from prift.eval.templates import render, resolve_template, stop_strings, use_chat_template
 from prift.models.provenance import RunRecord, ensure_writable, write_json_atomic
 from prift.rewards.sandbox import SandboxConfig
@@ -45,12 +52,28 @@ class BenchmarkUnavailable(ValueError):
     """Some benchmarks could not be set up (their data or prompts); the others ran and are in results.json."""
 
 
+def samples_path(out: Path, name: str) -> Path:
+    """The merged samples file of benchmark ``name`` in the run folder ``out``."""
+    return out / "samples" / f"{name}.jsonl"
+
+
+def launch_state():
+    """accelerate's ``PartialState`` of this process: one of ``num_processes`` ranks under ``accelerate launch``
+    (gloo on the CPU when no GPU is visible), else the only process (``num_processes == 1``)."""
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
 class BenchmarkRun:
     """One benchmark of one eval run: problems, prompts, the sample store, and the generate-grade-write loop.
-    ``name`` keys the samples file and the results; ``item`` is its ``benchmarks`` item (``name`` or ``NAME=PATH``)."""
+    ``name`` keys the samples file and the results; ``item`` is its ``benchmarks`` item (``name`` or ``NAME=PATH``).
+    With ``world > 1`` this process is rank ``rank``: it generates only its chunks, into its own shard."""
 
-    def __init__(self, name: str, item: str, config: EvalConfig, backend: Backend, tokenizer, out: Path) -> None:
-        self.name, self.config, self.backend = name, config, backend
+    def __init__(self, name: str, item: str, config: EvalConfig, backend: Backend, tokenizer, out: Path,
+                 rank: int = 0, world: int = 1) -> None:
+        self.name, self.config, self.backend, self.rank, self.world = name, config, backend, rank, world
         self.bench: Benchmark = get_benchmark(item, config.data_dir, **config.benchmark_settings(name))
         self.loaded = self.bench.load(config.limit)
         self.template = resolve_template(config.template_for(name), self.bench)
@@ -60,7 +83,7 @@ class BenchmarkRun:
                              "--chat_template off (plain prompts) or auto")
         self.tokenizer = tokenizer
         self.sampling: Sampling = config.sampling(stop_strings(self.template, self.bench))
-        self.store = SampleStore(out / "samples" / f"{name}.jsonl", self.settings(), overwrite=config.overwrite)
+        self.store = SampleStore(samples_path(out, name), self.settings(), shard=rank if world > 1 else None)
         self.timing = {"generation_s": 0.0, "grading_s": 0.0}
 
     def settings(self) -> dict:
@@ -75,16 +98,29 @@ class BenchmarkRun:
     def missing(self, problem: Problem) -> list[int]:
         return [s for s in range(self.sampling.n) if not self.store.has(problem.id, s)]
 
+    def my_chunks(self) -> list[tuple[int, list[Problem]]]:
+        """(chunk index, problems) of the chunks this rank generates: every ``world``-th from ``rank``."""
+        problems, size = self.loaded.problems, self.config.problems_per_chunk()
+        starts = range(self.rank * size, len(problems), self.world * size)
+        return [(start // size, problems[start : start + size]) for start in starts]
+
     def run(self) -> None:
-        problems = self.loaded.problems
-        total = len(problems) * self.sampling.n
-        done = sum(self.sampling.n - len(self.missing(p)) for p in problems)
-        size = self.config.problems_per_chunk()
-        with tqdm(total=total, initial=done, unit="sample", desc=self.name, disable=not self.config.progress,
-                  dynamic_ncols=True) as bar:
-            for index in range(0, len(problems), size):
-                written = self.run_chunk(problems[index : index + size], index // size)
-                bar.update(written)
+        chunks = self.my_chunks()
+        total = sum(len(chunk) for _, chunk in chunks) * self.sampling.n
+        done = sum(self.sampling.n - len(self.missing(p)) for _, chunk in chunks for p in chunk)
+        with tqdm(total=total, initial=done, unit="sample", desc=self.name, dynamic_ncols=True,
+                  disable=not self.config.progress or self.rank != 0) as bar:
+            for index, chunk in chunks:
+                bar.update(self.run_chunk(chunk, index))
+
+    def finish(self, timings: list[dict]) -> None:
+        """Rank 0, once every rank has finished ``run``: fold the ranks' shards into the samples file and add up
+        the ranks' generation and grading times (``timings``: each rank's ``timing``). Rows are ordered by chunk,
+        as a 1-process run writes them; rows of problems not loaded this time go last."""
+        problems, size = self.loaded.problems, self.config.problems_per_chunk()
+        chunk = {p.id: i // size for i, p in enumerate(problems)}
+        self.store.merge(lambda key: chunk.get(key[0], len(problems)))
+        self.timing = {k: sum(t[k] for t in timings) for k in self.timing}
 
     def _error_rows(self, problem: Problem, samples: list[int], error: str, prompt: str = "") -> list[dict]:
         return [{"problem_id": problem.id, "sample": s, "prompt": prompt, "completion": None, "answer": None,
@@ -153,43 +189,77 @@ class BenchmarkRun:
         }
 
 
+def backend_settings(config: EvalConfig, state) -> dict:
+    """``config``'s backend settings; under a launch the HF backend loads on this rank's device (unless ``device``
+    names one). Only the HF backend runs data-parallel: vLLM splits one model across GPUs itself."""
+    settings = config.backend_settings()
+    if state.num_processes > 1:
+        if config.backend != "hf":
+            raise ValueError(f"backend {config.backend!r} cannot run under a {state.num_processes}-process launch; "
+                             "launch one process (vLLM uses the visible GPUs itself: vllm_tensor_parallel_size), "
+                             "or use --backend hf")
+        settings["device"] = config.device or ("cpu" if state.device.type == "cpu" else str(state.device))
+    return settings
+
+
 def evaluate(config: EvalConfig, backend: Backend | None = None) -> Path:
     """Run every benchmark of ``config`` (resuming from ``config.output_dir``); return the results.json path.
 
-    ``backend`` overrides the one ``config.backend`` names (any object with ``generate`` and ``describe``).
+    ``backend`` overrides the one ``config.backend`` names (any object with ``generate`` and ``describe``). Under
+    ``accelerate launch`` every rank calls this; each returns the path once rank 0 has written results.json.
     """
+    from accelerate.utils import gather_object
+
     out = ensure_writable(config.output_dir)
+    state = launch_state()
     record = RunRecord("eval", config, seed=config.seed)
-    backend = backend or make_backend(config.backend, config.model, **config.backend_settings())
+    backend = backend or make_backend(config.backend, config.model, **backend_settings(config, state))
     tokenizer = getattr(backend, "tokenizer", None)
     if tokenizer is None:
         from prift.models.loading import load_tokenizer
 
         tokenizer = load_tokenizer(config.model)
     record.extra["model"] = {"name": config.model, **backend.describe()}
+    if state.num_processes > 1:
+        record.extra["processes"] = state.num_processes  # generation_s and grading_s add up all ranks
     results: dict[str, dict] = {}
     failed: dict[str, str] = {}
     path = out / "results.json"
+
+    def save() -> None:
+        if state.is_main_process:
+            write_json_atomic(path, record.payload(results=results, failed=failed))
+
+    if config.overwrite:  # before any rank reads the samples already there
+        if state.is_main_process:
+            for name in config.benchmark_items():
+                discard_samples(samples_path(out, name))
+        state.wait_for_everyone()
     for name, item in config.benchmark_items().items():
         started = time.perf_counter()
         try:
-            run = BenchmarkRun(name, item, config, backend, tokenizer, out)
+            run = BenchmarkRun(name, item, config, backend, tokenizer, out, state.process_index, state.num_processes)
         except Exception as err:  # noqa: BLE001 - data that cannot be loaded (offline hub, bad file): the others run
-            failed[name] = f"{type(err).__name__}: {err}"
-            print(f"[prift] {name}: not evaluated ({failed[name]})", file=sys.stderr, flush=True)
-            write_json_atomic(path, record.payload(results=results, failed=failed))
+            failed[name] = f"{type(err).__name__}: {err}"  # the same on every rank: all skip it, in step
+            if state.is_main_process:
+                print(f"[prift] {name}: not evaluated ({failed[name]})", file=sys.stderr, flush=True)
+            save()
             continue
         for source in run.loaded.sources:
             if "sha256" in source:
                 record.fingerprints[f"{name}:{Path(source['path']).name}"] = source["sha256"]
         run.run()
-        results[name] = run.results(time.perf_counter() - started)
-        write_json_atomic(path, record.payload(results=results, failed=failed))
-    if config.perplexity:
+        timings = gather_object([run.timing])  # also a barrier: every rank's samples are on disk
+        if state.is_main_process:
+            run.finish(timings)
+            results[name] = run.results(time.perf_counter() - started)
+            save()
+    if config.perplexity and state.is_main_process:
         from prift.eval.perplexity import perplexity_from_config
 
         results[f"ppl:{config.perplexity}"] = perplexity_from_config(config, backend)
-    write_json_atomic(path, record.payload(results=results, failed=failed))
+    save()
+    state.wait_for_everyone()  # the other ranks return once results.json is complete
     if failed:
         raise BenchmarkUnavailable(f"not evaluated: {'; '.join(f'{n}: {e}' for n, e in failed.items())}; the other "
                                    f"benchmarks' results are in {path}")
