@@ -29,6 +29,9 @@ def main(argv: list[str]) -> int:
     except (ConfigError, SettingsMismatch, OSError, ValueError, ImportError) as err:
         print(f"prift eval: error: {err}", file=sys.stderr)
         return 2 if isinstance(err, ConfigError) else 1
-    print(f"\n[prift] results: {path}\n")
-    print(markdown(build_table([path.parent])))
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:  # once, not once per launched rank
+        print(f"\n[prift] results: {path}\n")
+        print(markdown(build_table([path.parent])))
     return 0
