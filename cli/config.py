@@ -60,20 +60,27 @@ def parse_config(config_type: type, argv: list[str], prog: str, description: str
     flags: list[str] = []
     path, argv = _split_config(argv)
     if path is not None:
-        if not path.is_file():
-            raise ConfigError(f"config file {str(path)!r} does not exist")
-        try:
-            mapping = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except UnicodeDecodeError as err:
-            raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML ({err})") from err
-        if not isinstance(mapping, dict):
-            raise ConfigError(f"{path}: expected a mapping of option names to values")
+        mapping = read_yaml_mapping(path, "config file", "option names to values")
         valid = {a.dest: a for a in parser._actions if a.dest not in ("help", "config")}
         flags = _yaml_to_flags(mapping, valid, str(path))
         _parse(parser, flags, source=f"{path}: ")
     return _parse(parser, flags + argv)
+
+
+def read_yaml_mapping(path: Path, what: str, keys: str, loader: type = yaml.SafeLoader) -> dict:
+    """The mapping a YAML file holds; a missing file, non-UTF-8 text, bad YAML or a non-mapping raise `ConfigError`
+    naming the file (`what` names the file's role, `keys` what its mapping holds)."""
+    if not path.is_file():
+        raise ConfigError(f"{what} {str(path)!r} does not exist")
+    try:
+        mapping = yaml.load(path.read_text(encoding="utf-8"), Loader=loader) or {}
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from err
+    if not isinstance(mapping, dict):
+        raise ConfigError(f"{path}: expected a mapping of {keys}")
+    return mapping
 
 
 def _split_config(argv: list[str]) -> tuple[Path | None, list[str]]:

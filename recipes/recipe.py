@@ -34,7 +34,7 @@ from pathlib import Path
 
 import yaml
 
-from prift.config import ConfigError
+from prift.config import ConfigError, read_yaml_mapping
 from prift.eval.benchmarks import benchmark_names
 from prift.eval.config import EvalConfig
 from prift.recipes.launch import parse_launch
@@ -278,16 +278,7 @@ def check_budgets(recipe: Recipe) -> None:
 def load_recipe(path: str | Path, output_dir: str | None = None) -> Recipe:
     """Parse and validate a recipe; every stage config is built once so a bad value fails here."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"recipe {str(path)!r} does not exist")
-    try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader) or {}
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from err
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of recipe keys")
+    raw = read_yaml_mapping(path, "recipe", "recipe keys", loader=_Loader)
     valid = [f.name for f in dataclasses.fields(Recipe) if f.name != "path"]
     for key in raw:
         if key not in valid:
