@@ -106,3 +106,10 @@ def prepare_trainer():
                                data_collator=collator, method=config.resolved_method(), source=OnlineSource())
 
     return make
+
+
+@pytest.fixture(scope="module")
+def arith_benchmark(tmp_path_factory, write_jsonl) -> Path:
+    """A 2-row NAME=PATH math benchmark file (question + answer)."""
+    rows = [{"question": f"What is {i} + {i}?", "answer": str(2 * i)} for i in range(2)]
+    return write_jsonl(tmp_path_factory.mktemp("bench") / "arith.jsonl", rows)
