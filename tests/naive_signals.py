@@ -46,3 +46,18 @@ def naive_signals(logits: torch.Tensor, labels: torch.Tensor, fill: float = floa
             for k, v in row_stats([float(x) for x in z[b, t]], int(lab[b, t])).items():
                 out[k][b, t] = v
     return out
+
+
+def random_batch(seed: int, b: int = 3, t: int = 7, v: int = 50, scale: float = 3.0):
+    """Random logits [b, t, v] and labels [b, t] for the rule tests: ~25% masked positions (-100), ~30% of the labels
+    set to their row's argmax (high p), at least one masked and one scored position."""
+    gen = torch.Generator().manual_seed(seed)
+    logits = torch.randn(b, t, v, generator=gen) * scale
+    labels = torch.randint(0, v, (b, t), generator=gen)
+    argmax = logits.argmax(dim=-1)
+    use_argmax = torch.rand(b, t, generator=gen) < 0.3
+    labels = torch.where(use_argmax, argmax, labels)
+    masked = torch.rand(b, t, generator=gen) < 0.25
+    masked[0, 0] = True
+    masked[0, 1] = False
+    return logits, labels.masked_fill(masked, -100)

@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 import torch
+from naive_signals import random_batch
 
 from prift.sft.priorities import RULES, register_rule, token_weights
 
@@ -13,27 +14,12 @@ B, T, V = 3, 7, 50
 ALL_RULES = ("nll", "prob", "mass", "profit", "talr", "eaft", "power", "rho1", "signed")
 
 
-def _batch(seed: int, b: int = B, t: int = T, v: int = V, scale: float = 3.0):
-    """Random logits/labels with ~25% masked positions and some labels set to the row's argmax (high p)."""
-    gen = torch.Generator().manual_seed(seed)
-    logits = torch.randn(b, t, v, generator=gen) * scale
-    labels = torch.randint(0, v, (b, t), generator=gen)
-    argmax = logits.argmax(dim=-1)
-    use_argmax = torch.rand(b, t, generator=gen) < 0.3
-    labels = torch.where(use_argmax, argmax, labels)
-    masked = torch.rand(b, t, generator=gen) < 0.25
-    masked[0, 0] = True  # at least one masked position
-    masked[0, 1] = False  # at least one scored position
-    labels = labels.masked_fill(masked, -100)
-    return logits, labels
-
-
 def _call(rule: str, logits, labels, **extra):
     kwargs = dict(extra)
     if rule == "power":
         kwargs.setdefault("alpha", 2.0)
     if rule == "rho1":
-        kwargs.setdefault("ref_logits", _batch(7, b=labels.shape[0], t=labels.shape[1])[0])
+        kwargs.setdefault("ref_logits", random_batch(7, b=labels.shape[0], t=labels.shape[1])[0])
     if rule == "signed":
         kwargs.setdefault("token_labels", torch.ones_like(labels))
     return token_weights(rule, logits, labels, **kwargs)
@@ -41,7 +27,7 @@ def _call(rule: str, logits, labels, **extra):
 
 @pytest.mark.parametrize("rule", ALL_RULES)
 def test_contract_shape_detached_masked(rule):
-    logits, labels = _batch(3)
+    logits, labels = random_batch(3)
     logits = logits.clone().requires_grad_(True)
     got = _call(rule, logits, labels)
     assert got.shape == (B, T)
@@ -53,14 +39,14 @@ def test_contract_shape_detached_masked(rule):
 
 @pytest.mark.parametrize("rule", ALL_RULES)
 def test_contract_all_masked_gives_zeros(rule):
-    logits, labels = _batch(4)
+    logits, labels = random_batch(4)
     labels = torch.full_like(labels, -100)
     got = _call(rule, logits, labels)
     assert got.shape == (B, T) and torch.all(got == 0)
 
 
 def test_unknown_rule_lists_valid_names():
-    logits, labels = _batch(0)
+    logits, labels = random_batch(0)
     with pytest.raises(ValueError) as err:
         token_weights("no_such_rule", logits, labels)
     message = str(err.value)
@@ -72,13 +58,13 @@ def test_unknown_rule_lists_valid_names():
 @pytest.mark.parametrize("rule,param", (("prob", "threshold"), ("mass", "alpha"), ("nll", "tau"),
                                         ("talr", "taux"), ("eaft", "beta")))
 def test_unknown_rule_parameter(rule, param):
-    logits, labels = _batch(0)
+    logits, labels = random_batch(0)
     with pytest.raises(ValueError):
         token_weights(rule, logits, labels, **{param: 0.5})
 
 
 def test_power_without_alpha():
-    logits, labels = _batch(0)
+    logits, labels = random_batch(0)
     with pytest.raises(ValueError):
         token_weights("power", logits, labels)
 
@@ -99,7 +85,7 @@ def test_registry_rejects_duplicate_name():
         with pytest.raises(ValueError):
             register_rule(name)(second)
         assert RULES[name].fn is first  # the original registration is untouched
-        logits, labels = _batch(0)
+        logits, labels = random_batch(0)
         torch.testing.assert_close(token_weights(name, logits, labels), (labels != -100).float())
     finally:
         RULES.pop(name, None)

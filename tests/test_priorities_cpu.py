@@ -13,7 +13,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
-from naive_signals import naive_signals
+from naive_signals import naive_signals, random_batch
 
 from prift.sft.priorities import token_weights
 
@@ -45,21 +45,6 @@ def _naive_adaptive_tau(logp: np.ndarray, labels: torch.Tensor) -> float:
     return statistics.median(seq_means)
 
 
-def _batch(seed: int, b: int = B, t: int = T, v: int = V, scale: float = 3.0):
-    """Random logits/labels with ~25% masked positions and some labels set to the row's argmax (high p)."""
-    gen = torch.Generator().manual_seed(seed)
-    logits = torch.randn(b, t, v, generator=gen) * scale
-    labels = torch.randint(0, v, (b, t), generator=gen)
-    argmax = logits.argmax(dim=-1)
-    use_argmax = torch.rand(b, t, generator=gen) < 0.3
-    labels = torch.where(use_argmax, argmax, labels)
-    masked = torch.rand(b, t, generator=gen) < 0.25
-    masked[0, 0] = True  # at least one masked position
-    masked[0, 1] = False  # at least one scored position
-    labels = labels.masked_fill(masked, -100)
-    return logits, labels
-
-
 def _assert_weights(got: torch.Tensor, expected: np.ndarray, labels: torch.Tensor, rtol=1e-5, atol=1e-6) -> None:
     assert got.shape == labels.shape
     masked = labels == -100
@@ -77,7 +62,7 @@ CHUNKS = (None, 7, 13, V)
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_nll(seed):
-    logits, labels = _batch(seed)
+    logits, labels = random_batch(seed)
     got = token_weights("nll", logits, labels)
     _assert_weights(got, np.ones((B, T)), labels, rtol=0, atol=0)
 
@@ -85,7 +70,7 @@ def test_nll(seed):
 @pytest.mark.parametrize("vocab_chunk", CHUNKS)
 @pytest.mark.parametrize("seed", SEEDS)
 def test_prob(seed, vocab_chunk):
-    logits, labels = _batch(seed)
+    logits, labels = random_batch(seed)
     ref = naive_signals(logits, labels)
     _assert_weights(token_weights("prob", logits, labels, vocab_chunk=vocab_chunk), ref["p"], labels)
 
@@ -94,7 +79,7 @@ def test_prob(seed, vocab_chunk):
 @pytest.mark.parametrize("threshold", (None, 0.3, 0.5, 0.8))
 @pytest.mark.parametrize("seed", SEEDS)
 def test_mass(seed, threshold, vocab_chunk):
-    logits, labels = _batch(seed)
+    logits, labels = random_batch(seed)
     ref = naive_signals(logits, labels)
     tau = 0.5 if threshold is None else threshold
     _assert_decisive(ref["mass"], labels, tau)
@@ -107,9 +92,9 @@ def test_mass(seed, threshold, vocab_chunk):
     assert 0 < int((got[scored] == 1).sum()) < int(scored.sum())
 
 
-def _tie_batch(seed: int):
+def _tierandom_batch(seed: int):
     """Random logits where, in every row, 2-3 other vocabulary entries share exactly the target's logit."""
-    logits, labels = _batch(seed)
+    logits, labels = random_batch(seed)
     gen = torch.Generator().manual_seed(1000 + seed)
     for b in range(B):
         for t in range(T):
@@ -124,7 +109,7 @@ def _tie_batch(seed: int):
 @pytest.mark.parametrize("vocab_chunk", CHUNKS)
 @pytest.mark.parametrize("seed", SEEDS)
 def test_mass_with_ties_matches_naive(seed, vocab_chunk):
-    logits, labels = _tie_batch(seed)
+    logits, labels = _tierandom_batch(seed)
     ref = naive_signals(logits, labels)
     for tau in (0.3, 0.5, 0.7):
         _assert_decisive(ref["mass"], labels, tau)
@@ -164,7 +149,7 @@ def test_mass_three_way_tie_counts_all_tied_above():
 @pytest.mark.parametrize("seed", SEEDS)
 def test_mass_threshold_boundary_is_inclusive(seed):
     """keep iff u_t >= tau: a threshold equal to u_t keeps, the next float32 above u_t drops."""
-    logits, labels = _batch(seed)
+    logits, labels = random_batch(seed)
     ref = naive_signals(logits, labels)
     b, t = 0, 1  # scored by construction
     u = float(ref["mass"][b, t])
@@ -197,7 +182,7 @@ PROFIT_SCALE = 4.0  # sharper rows, so that some targets have p >= 0.9 (profit's
 @pytest.mark.parametrize("threshold,upper", ((None, None), (0.2, 0.7), (0.05, 0.5)))
 @pytest.mark.parametrize("seed", SEEDS)
 def test_profit(seed, direction, threshold, upper):
-    logits, labels = _batch(seed, scale=PROFIT_SCALE)
+    logits, labels = random_batch(seed, scale=PROFIT_SCALE)
     p = naive_signals(logits, labels)["p"]
     lo = 0.1 if threshold is None else threshold
     hi = 0.9 if upper is None else upper
@@ -216,7 +201,7 @@ def test_profit(seed, direction, threshold, upper):
 
 
 def test_profit_default_is_higher_and_data_spans_both_sides():
-    logits, labels = _batch(0, scale=PROFIT_SCALE)
+    logits, labels = random_batch(0, scale=PROFIT_SCALE)
     p = naive_signals(logits, labels)["p"][labels.numpy() != -100]
     assert (p >= 0.1).any() and (p < 0.1).any() and (p >= 0.9).any()
     torch.testing.assert_close(token_weights("profit", logits, labels),
@@ -224,7 +209,7 @@ def test_profit_default_is_higher_and_data_spans_both_sides():
 
 
 def test_profit_unknown_direction():
-    logits, labels = _batch(0)
+    logits, labels = random_batch(0)
     with pytest.raises(ValueError):
         token_weights("profit", logits, labels, direction="sideways")
 
@@ -232,7 +217,7 @@ def test_profit_unknown_direction():
 @pytest.mark.parametrize("tau", (0.5, 1.0, 2.5))
 @pytest.mark.parametrize("seed", SEEDS)
 def test_talr_fixed_tau(seed, tau):
-    logits, labels = _batch(seed)
+    logits, labels = random_batch(seed)
     p = naive_signals(logits, labels)["p"]
     _assert_weights(token_weights("talr", logits, labels, tau=tau), p ** (1.0 / tau), labels)
 
@@ -240,7 +225,7 @@ def test_talr_fixed_tau(seed, tau):
 @pytest.mark.parametrize("vocab_chunk", (None, 7))
 @pytest.mark.parametrize("seed", SEEDS)
 def test_talr_adaptive_tau_odd_sequences(seed, vocab_chunk):
-    logits, labels = _batch(seed)  # B = 3: all sequences have scored tokens
+    logits, labels = random_batch(seed)  # B = 3: all sequences have scored tokens
     ref = naive_signals(logits, labels)
     tau = _naive_adaptive_tau(ref["logp"], labels)
     got = token_weights("talr", logits, labels, vocab_chunk=vocab_chunk)
@@ -253,7 +238,7 @@ def test_talr_adaptive_tau_odd_sequences(seed, vocab_chunk):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_talr_adaptive_tau_excludes_sequences_without_scored_tokens(seed):
     # B = 4 with one fully masked sequence: the median is over the 3 scored sequences (odd, unambiguous).
-    logits, labels = _batch(seed, b=4)
+    logits, labels = random_batch(seed, b=4)
     labels[2] = -100
     ref = naive_signals(logits, labels)
     tau = _naive_adaptive_tau(ref["logp"], labels)
@@ -272,10 +257,10 @@ def test_talr_adaptive_tau_excludes_sequences_without_scored_tokens(seed):
 def test_talr_adaptive_tau_even_number_of_sequences(seed, case):
     # An even number of scored sequences: the median of 2k values is the mean of the two middle ones.
     if case == "three_rows_one_empty":
-        logits, labels = _batch(seed)
+        logits, labels = random_batch(seed)
         labels[1] = -100
     else:
-        logits, labels = _batch(seed, b=4)
+        logits, labels = random_batch(seed, b=4)
         labels[:, 1] = 5  # make sure every row has a scored token
     ref = naive_signals(logits, labels)
     tau = _naive_adaptive_tau(ref["logp"], labels)
@@ -287,7 +272,7 @@ def test_talr_adaptive_tau_even_number_of_sequences(seed, case):
 @pytest.mark.parametrize("vocab_chunk", CHUNKS)
 @pytest.mark.parametrize("seed", SEEDS)
 def test_eaft(seed, vocab_chunk, alpha):
-    logits, labels = _batch(seed)
+    logits, labels = random_batch(seed)
     ent = naive_signals(logits, labels)["ent20"]
     a = 1.0 if alpha is None else alpha
     params = {} if alpha is None else {"alpha": alpha}
@@ -298,7 +283,7 @@ def test_eaft(seed, vocab_chunk, alpha):
 @pytest.mark.parametrize("alpha", (0.25, 1.0, 3.0))
 @pytest.mark.parametrize("seed", SEEDS)
 def test_power(seed, alpha):
-    logits, labels = _batch(seed)
+    logits, labels = random_batch(seed)
     p = naive_signals(logits, labels)["p"]
     _assert_weights(token_weights("power", logits, labels, alpha=alpha), p**alpha, labels)
 
@@ -323,8 +308,8 @@ def _naive_rho1(logits, ref_logits, labels, ratio):
 @pytest.mark.parametrize("ratio", (None, 0.05, 0.3, 0.5, 0.7, 1.0))
 @pytest.mark.parametrize("seed", SEEDS)
 def test_rho1(seed, ratio):
-    logits, labels = _batch(seed)
-    ref_logits, _ = _batch(seed + 100)
+    logits, labels = random_batch(seed)
+    ref_logits, _ = random_batch(seed + 100)
     r = 0.6 if ratio is None else ratio
     expected, keep = _naive_rho1(logits, ref_logits, labels, r)
     params = {} if ratio is None else {"ratio": ratio}
@@ -346,7 +331,7 @@ def test_rho1_selects_by_excess_not_by_online_loss():
 
 
 def test_rho1_needs_ref_logits():
-    logits, labels = _batch(0)
+    logits, labels = random_batch(0)
     with pytest.raises(ValueError):
         token_weights("rho1", logits, labels)
 
@@ -354,7 +339,7 @@ def test_rho1_needs_ref_logits():
 @pytest.mark.parametrize("negative_weight", (None, 0.5, 2.0))
 @pytest.mark.parametrize("seed", SEEDS)
 def test_signed(seed, negative_weight):
-    logits, labels = _batch(seed)
+    logits, labels = random_batch(seed)
     gen = torch.Generator().manual_seed(seed)
     token_labels = torch.randint(-1, 2, (B, T), generator=gen)
     lam = 1.0 if negative_weight is None else negative_weight
@@ -369,6 +354,6 @@ def test_signed(seed, negative_weight):
 
 
 def test_signed_needs_token_labels():
-    logits, labels = _batch(0)
+    logits, labels = random_batch(0)
     with pytest.raises(ValueError):
         token_weights("signed", logits, labels)
