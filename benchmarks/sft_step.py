@@ -8,6 +8,7 @@ cache build >= 0.9x raw forward.
 
     python benchmarks/sft_step.py                     # full table (~10 min on 2 CPU cores)
     python benchmarks/sft_step.py --rounds 1 --steps 2 --rows 16 --skip-memory   # quick look
+    python benchmarks/sft_step.py --packing           # the same ratios with packed, padding-free batches
 
 Step times interleave the variants step by step on one shared model and optimizer, so whatever else the machine does
 hits them alike; peak memory runs each variant in its own process (CPU: largest resident set sampled during training;
@@ -49,7 +50,8 @@ def make_config(args, method: str, mode: str, out: str):
         model_name_or_path=args.model, dataset=str(DATA), dataset_adapter="gsm8k", max_samples=args.rows,
         method=method, reference_mode=mode, output_dir=out, max_steps=args.steps, max_length=args.max_length,
         per_device_train_batch_size=args.batch, logging_steps=1000, save_strategy="no", disable_tqdm=True,
-        report_to="none", seed=0, reference_cache_dir=args.cache_dir, resume=False, dataloader_num_workers=0)
+        report_to="none", seed=0, reference_cache_dir=args.cache_dir, resume=False, dataloader_num_workers=0,
+        packing=args.packing)
 
 
 def build_trainer(config, policy=None):
@@ -59,15 +61,14 @@ def build_trainer(config, policy=None):
     from prift.sft.data import load_sft_dataset
     from prift.sft.sources import OnlineSource
     from prift.sft.train import _Setup
-    from prift.sft.trainer import PriorityCollator, PriorityTrainer
+    from prift.sft.trainer import PriorityTrainer
 
     method = config.resolved_method()
     tokenizer = load_tokenizer(config.model_name_or_path)
     policy = policy if policy is not None else load_causal_lm(config.model_name_or_path, config.dtype)
     dataset, _ = load_sft_dataset(config.dataset, adapter=config.dataset_adapter, max_samples=config.max_samples)
     trainer = PriorityTrainer(model=policy, args=config, train_dataset=dataset, processing_class=tokenizer,
-                              data_collator=PriorityCollator(pad_token_id=tokenizer.pad_token_id), method=method,
-                              source=OnlineSource())
+                              method=method, source=OnlineSource())
     source, reference, tokenized = _Setup(config, trainer.model, tokenizer, RunRecord("bench", config)).sources(
         method, trainer.train_dataset)
     trainer.set_sources(source, reference)
@@ -147,7 +148,7 @@ def peak_memory_worker(args, name: str) -> None:
 def peak_memory(args, name: str) -> int:
     cmd = [sys.executable, __file__, "--worker", name, "--model", args.model, "--rows", str(args.rows),
            "--steps", str(args.steps), "--batch", str(args.batch), "--max-length", str(args.max_length),
-           "--cache-dir", args.cache_dir]
+           "--cache-dir", args.cache_dir, *(["--packing"] if args.packing else [])]
     done = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])["peak_bytes"]
 
@@ -202,6 +203,9 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=4, help="per-device batch size")
     parser.add_argument("--max-length", type=int, default=256, help="max tokens per row")
     parser.add_argument("--cache-dir", default=None, help="reference cache folder (default: a temp dir)")
+    parser.add_argument("--packing", action="store_true",
+                        help="train on packed rows (TRL's BFD packing, padding-free): a batch is --batch sequences "
+                             "of --max-length tokens")
     parser.add_argument("--skip-memory", action="store_true", help="skip the per-variant peak-memory processes")
     parser.add_argument("--memory-only", action="store_true", help="only the per-variant peak-memory processes")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -212,7 +216,8 @@ def main() -> int:
     holder = tempfile.TemporaryDirectory() if args.cache_dir is None else None
     args.cache_dir = args.cache_dir or holder.name
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
-    print(f"# SFT step cost: {args.model} on {device}, batch {args.batch} x <= {args.max_length} tokens, "
+    print(f"# SFT step cost: {args.model} on {device}, batch {args.batch} x <= {args.max_length} tokens"
+          f"{' (packed)' if args.packing else ''}, "
           f"{args.steps * args.rounds - 1} timed steps per variant, interleaved", flush=True)
 
     if args.memory_only:

@@ -51,17 +51,20 @@ def _gathered(*params: torch.nn.Parameter):
 
 
 def _last_hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
-                 sharded: bool) -> torch.Tensor:
+                 position_ids: torch.Tensor | None, sharded: bool) -> torch.Tensor:
     """The backbone's last hidden states [B, T, H]. A ZeRO-3 sharded model runs whole, projecting only the last
     position (`logits_to_keep=1`), because its engine resets its parameter trace in the root module's forward hook;
     others run only the backbone (the root `forward` of a copied policy may be TRL's fused head, bound to the
-    original)."""
+    original). `position_ids` restarting at 0 mark the rows of a packed (padding-free) sequence: attention stays
+    inside each row."""
+    inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": position_ids,
+              "use_cache": False}
     if not sharded:
-        return model.base_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+        return model.base_model(**inputs).last_hidden_state
     captured = []
     hook = model.base_model.register_forward_hook(lambda module, args, out: captured.append(out.last_hidden_state))
     try:
-        model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, logits_to_keep=1)
+        model(**inputs, logits_to_keep=1)
     finally:
         hook.remove()
     return captured[0]
@@ -69,13 +72,14 @@ def _last_hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | 
 
 @torch.no_grad()
 def model_signals(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, labels: torch.Tensor,
-                  names: Iterable[str], vocab_chunk: int | None = None) -> dict[str, torch.Tensor]:
+                  names: Iterable[str], vocab_chunk: int | None = None,
+                  position_ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """No-grad signals of `model` on a batch: [B, T-1], position t scoring `labels[:, t+1]`.
 
     Runs the backbone once and projects hidden states through the LM head in token chunks, so the [B, T, V]
     logits are never built (falls back to full logits for models with logit softcapping or scaling). A ZeRO-3
     sharded model's LM head is gathered once per batch, so every process runs the same collectives however many
-    tokens it scores.
+    tokens it scores. Padding-free batches pass their `position_ids` (and no attention mask).
     """
     names = tuple(names)
     shifted = labels[:, 1:]
@@ -83,12 +87,13 @@ def model_signals(model, input_ids: torch.Tensor, attention_mask: torch.Tensor |
         return {}
     if _projects_plainly(model):
         head = model.get_output_embeddings()
-        hidden = _last_hidden(model, input_ids, attention_mask, sharded=hasattr(head.weight, "ds_id"))
+        hidden = _last_hidden(model, input_ids, attention_mask, position_ids, sharded=hasattr(head.weight, "ds_id"))
         with _gathered(head.weight):
             weight, bias = head.weight, getattr(head, "bias", None)
             return signals_from_hidden(hidden[:, :-1], lambda h: torch.nn.functional.linear(h, weight, bias),
                                        weight.shape[0], shifted, names, vocab_chunk)
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                   use_cache=False).logits
     return signals_from_logits(logits[:, :-1], shifted, names, vocab_chunk)
 
 
@@ -172,7 +177,7 @@ class LiveModelSource:
 
     def signals(self, inputs: dict, names: Iterable[str], **_) -> dict[str, torch.Tensor]:
         return model_signals(self.model, inputs["input_ids"], inputs.get("attention_mask"), inputs["labels"], names,
-                             self.vocab_chunk)
+                             self.vocab_chunk, inputs.get("position_ids"))
 
 
 class EmaSource(LiveModelSource):

@@ -38,7 +38,7 @@ from prift.sft.sources import (
     OnlineSource,
     unsharded,
 )
-from prift.sft.trainer import TOKEN_LABELS, PriorityCollator, PriorityTrainer
+from prift.sft.trainer import TOKEN_LABELS, PriorityTrainer
 
 logger = logging.getLogger(__name__)
 
@@ -167,9 +167,8 @@ def prepare(config: PriftSFTConfig, training: bool = True) -> Prepared:
     check_chat_template(tokenizer, dataset, config, provenance["source"])
     if training:
         check_checkpoint_space(config.output_dir, policy, config, ema=method.source == "ema")
-    collator = PriorityCollator(pad_token_id=tokenizer.pad_token_id, pad_to_multiple_of=config.pad_to_multiple_of)
     trainer = PriorityTrainer(model=policy, args=config, train_dataset=dataset, processing_class=tokenizer,
-                              data_collator=collator, method=method, source=OnlineSource(), divisor=config.divisor,
+                              method=method, source=OnlineSource(), divisor=config.divisor,
                               vocab_chunk=config.vocab_chunk)
     tokenized = trainer.train_dataset
     if "train" in trainer.truncation:
@@ -219,6 +218,8 @@ def run_sft(config: PriftSFTConfig) -> Path:
     with disk_full_errors(config.output_dir):
         result = trainer.train(resume_from_checkpoint=last)
         trainer.save_model(config.output_dir)
+        if trainer.packing:
+            record.extra["data"]["packing"] = trainer.packing
         if trainer.is_world_process_zero():
             record.write(config.output_dir, metrics=result.metrics, resumed_from=last,
                          log_history=trainer.state.log_history, world_size=trainer.accelerator.num_processes,

@@ -10,6 +10,7 @@ logits once and reuse them for both the loss and the signals.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -31,15 +32,21 @@ EXTRA_COLUMNS = tuple(CACHE_COLUMN_PREFIX + name for name in SIGNAL_NAMES) + (TO
 
 
 class PriorityCollator(DataCollatorForLanguageModeling):
-    """TRL's collator, also right-padding the per-token float columns (`ref_<signal>`, `token_labels`) with 0."""
+    """TRL's collator, also carrying the per-token float columns (`ref_<signal>`, `token_labels`) exactly like
+    `input_ids`: right-padded with 0, or under padding-free (packed) batches concatenated into the one row."""
+
+    @classmethod
+    def like(cls, collator: DataCollatorForLanguageModeling) -> PriorityCollator:
+        """This collator with every setting of TRL's `collator` (pad token, padding-free, pad multiple, ...)."""
+        return cls(**{f.name: getattr(collator, f.name) for f in dataclasses.fields(collator)})
 
     def torch_call(self, examples):
         extras = [c for c in EXTRA_COLUMNS if c in examples[0]]
-        if extras and self.padding_free:
-            raise ValueError(f"padding_free=True cannot carry per-token columns {extras}; set padding_free=False")
         batch = super().torch_call([{k: v for k, v in ex.items() if k not in extras} for ex in examples])
         for column in extras:
             values = [torch.tensor(ex[column], dtype=torch.float32) for ex in examples]
+            if self.padding_free:
+                values = [torch.cat(values)]
             batch[column] = pad(values, padding_value=0.0, padding_side="right",
                                 pad_to_multiple_of=self.pad_to_multiple_of)
         return batch
@@ -65,7 +72,11 @@ class PriorityTrainer(SFTTrainer):
 
     `method`: the rule and its parameters; `source`: where the rule's signals come from (`OnlineSource`,
     `CachedReference`, `LiveModelSource`, `EmaSource`); `reference`: where rho1-style rules read reference signals;
-    `divisor`: `response` or `kept` (see `prift.sft.loss`).
+    `divisor`: `response` or `kept` (see `prift.sft.loss`). The trainer builds its collator itself: TRL's, with
+    every setting TRL chose (padding-free when packing), upgraded to a `PriorityCollator`.
+
+    Packing (`packing=True`) is deferred to `get_train_dataloader`, so that per-token columns attached to the
+    prepared rows after `__init__` (reference-cache signals, token labels) are packed along with their tokens.
     """
 
     # compute_loss scales for gradient accumulation itself: by the accumulated batch's token count (num_items_in_batch,
@@ -79,16 +90,30 @@ class PriorityTrainer(SFTTrainer):
         self.divisor = divisor
         self.vocab_chunk = vocab_chunk
         self.truncation: dict[str, TruncationReport] = {}
-        super().__init__(*args, **kwargs)
+        self.packing: dict | None = None  # rows in, sequences out, once the training rows are packed
+        self._packed = None
+        super().__init__(*args, data_collator=None, **kwargs)
+        self.data_collator = PriorityCollator.like(self.data_collator)
         self.set_sources(source, reference)
 
     def _prepare_dataset(self, dataset, processing_class, args, packing, formatting_func, dataset_name):
         """TRL's preparation in two passes: tokenize without truncating, measure the rows longer than `max_length`
         into `self.truncation[dataset_name]`, then let TRL truncate, drop emptied rows and shuffle as it would have.
 
-        Packed, pre-tokenized or streamed data and `max_length=None` go through TRL's single pass unmeasured."""
+        Training rows to be packed are prepared unpacked and unshuffled (`pack` shuffles and packs them later):
+        truncated to `max_length` for the `bfd` strategy, which would cut them there anyway, and kept whole for
+        `bfd_split` / `wrapped`, which split them. Pre-tokenized or streamed data and `max_length=None` go through
+        TRL's single pass unmeasured."""
         from datasets import Dataset
 
+        if packing and dataset_name == "train" and isinstance(dataset, Dataset):
+            if args.max_length is None:
+                raise ValueError("packing=True needs max_length: it is the length of the packed sequences")
+            unpacked = copy.copy(args)
+            unpacked.shuffle_dataset = False
+            if args.packing_strategy != "bfd":
+                unpacked.max_length = None
+            return self._prepare_dataset(dataset, processing_class, unpacked, False, formatting_func, dataset_name)
         if (packing or args.max_length is None or not isinstance(dataset, Dataset)
                 or "input_ids" in dataset.column_names):
             return super()._prepare_dataset(dataset, processing_class, args, packing, formatting_func, dataset_name)
@@ -98,6 +123,34 @@ class PriorityTrainer(SFTTrainer):
                                              dataset_name)
         self.truncation[dataset_name] = measure_truncation(tokenized, args.max_length, args.truncation_mode)
         return super()._prepare_dataset(tokenized, processing_class, args, packing, None, dataset_name)
+
+    def pack(self, dataset):
+        """`dataset`'s prepared rows packed into `max_length` sequences as TRL packs them (`trl.pack_dataset` with
+        `packing_strategy`, shuffled before and after when `shuffle_dataset`), every per-token column (`input_ids`,
+        `labels`, `ref_<signal>`, `token_labels`) cut and joined at the same places.
+
+        The cached reference scored each row whole, so under `bfd` every value is the one the reference gives that
+        token in its own row; a row that `bfd_split` or `wrapped` cuts keeps the values of its whole-row context.
+        """
+        from trl.data_utils import pack_dataset
+
+        args = self.args
+        dataset = dataset.select_columns(["input_ids", "labels", *(c for c in EXTRA_COLUMNS
+                                                                   if c in dataset.column_names)])
+        if args.shuffle_dataset:
+            dataset = dataset.shuffle(seed=args.seed)
+        map_kwargs = {"desc": "Packing train dataset", "num_proc": args.dataset_num_proc}
+        packed = pack_dataset(dataset, args.max_length, args.packing_strategy, map_kwargs)
+        return packed.shuffle(seed=args.seed) if args.shuffle_dataset else packed
+
+    def get_train_dataloader(self):
+        """TRL's dataloader over the packed training rows when `packing` (packed once per assigned dataset)."""
+        if self.args.packing and self.train_dataset is not self._packed:
+            rows = len(self.train_dataset)
+            self.train_dataset = self._packed = self.pack(self.train_dataset)
+            self.packing = {"strategy": self.args.packing_strategy, "max_length": self.args.max_length,
+                            "rows": rows, "sequences": len(self._packed)}
+        return super().get_train_dataloader()
 
     def set_sources(self, source, reference=None) -> None:
         """Install the signal sources (they may need the tokenized dataset, which exists only after __init__); a live
@@ -187,11 +240,12 @@ class PriorityTrainer(SFTTrainer):
                 loss = loss / self.current_gradient_accumulation_steps
         elif self.args.average_tokens_across_devices:
             loss = loss * (self.accelerator.num_processes // self.get_tp_size())
-        self._log_priority_metrics(mode, token_logp.detach(), weights, mask, outputs, inputs.get("attention_mask"))
+        self._log_priority_metrics(mode, token_logp.detach(), weights, mask, outputs, inputs)
         return loss
 
-    def _log_priority_metrics(self, mode, token_logp, weights, mask, outputs, attention_mask) -> None:
-        """Unweighted NLL, mean weight and kept fraction over response tokens (plus TRL's entropy/accuracy)."""
+    def _log_priority_metrics(self, mode, token_logp, weights, mask, outputs, inputs) -> None:
+        """Unweighted NLL, mean weight and kept fraction over response tokens (plus TRL's entropy/accuracy), and
+        the tokens seen (attended tokens; every position of a padding-free row, as TRL counts them)."""
         gather = self.accelerator.gather_for_metrics
         maskf = mask.float()
         sums = {
@@ -206,6 +260,9 @@ class PriorityTrainer(SFTTrainer):
         for name, value in sums.items():
             total = gather(value.detach()).sum()
             self._metrics[mode][name].append((total / count).item() if count > 0 else 0.0)
-        if mode == "train" and attention_mask is not None:
-            self._total_train_tokens += int(gather(attention_mask.sum()).sum().item())
+        if mode == "train":
+            attention_mask = inputs.get("attention_mask")
+            seen = attention_mask.sum() if attention_mask is not None else torch.tensor(
+                inputs["input_ids"].numel(), device=inputs["input_ids"].device)
+            self._total_train_tokens += int(gather(seen).sum().item())
             self._metrics[mode]["num_tokens"] = [self._total_train_tokens]

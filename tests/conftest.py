@@ -95,15 +95,14 @@ def prepare_trainer():
     from prift.models.loading import load_causal_lm, load_tokenizer
     from prift.sft.data import load_sft_dataset
     from prift.sft.sources import OnlineSource
-    from prift.sft.trainer import PriorityCollator, PriorityTrainer
+    from prift.sft.trainer import PriorityTrainer
 
     def make(config):
         tokenizer = load_tokenizer(config.model_name_or_path)
         model = load_causal_lm(config.model_name_or_path, config.dtype)
         dataset, _ = load_sft_dataset(config.dataset, chat_template=config.use_chat_template)
-        collator = PriorityCollator(pad_token_id=tokenizer.pad_token_id)
         return PriorityTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
-                               data_collator=collator, method=config.resolved_method(), source=OnlineSource())
+                               method=config.resolved_method(), source=OnlineSource())
 
     return make
 
