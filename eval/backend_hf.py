@@ -20,13 +20,13 @@ from prift.models.loading import load_causal_lm, load_tokenizer, resolve_dtype, 
 @BACKENDS.register("hf")
 class HFBackend:
     def __init__(self, model: str, *, dtype: str = "auto", device: str | None = None, batch_size: int = 8,
-                 **_ignored) -> None:
+                 attn_implementation: str | None = None, **_ignored) -> None:
         self.model_name = model
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = resolve_dtype(dtype)
         self.tokenizer = load_tokenizer(model)
         self.tokenizer.padding_side = "left"
-        self.model = load_causal_lm(model, self.dtype, self.device).eval()
+        self.model = load_causal_lm(model, self.dtype, self.device, attn_implementation).eval()
         self.batch_size = max(1, batch_size)
 
     def describe(self) -> dict:
@@ -34,6 +34,7 @@ class HFBackend:
 
         return {"backend": "hf", "model_path": resolve_model_path(self.model_name), "device": self.device,
                 "dtype": str(self.dtype).removeprefix("torch."), "batch_size": self.batch_size,
+                "attn_implementation": self.model.config._attn_implementation,
                 "transformers": transformers.__version__, "torch": torch.__version__}
 
     def generate(self, prompts: Sequence[str], counts: Sequence[int], sampling: Sampling,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from prift.models.embedded import EMBEDDED_NAME
+from prift.models.loading import ATTENTION_HELP
 
 
 @dataclass
@@ -56,6 +57,8 @@ class EvalConfig:
                                                          "vllm (needs the vllm extra and a GPU)."})
     dtype: str = field(default="auto", metadata={"help": "auto (bf16 on a bf16-capable GPU, else fp32), float32, "
                                                          "bfloat16, float16."})
+    attn_implementation: str | None = field(
+        default=None, metadata={"help": ATTENTION_HELP + " HF backend only (vLLM picks its own kernels)."})
     device: str | None = field(default=None, metadata={"help": "HF backend device; default cuda when present (under "
                                                                   "`accelerate launch`: each rank's own GPU)."})
     batch_size: int = field(default=8, metadata={"help": "HF backend: sequences per generate call."})
@@ -157,7 +160,8 @@ class EvalConfig:
             return {"dtype": self.dtype, "tensor_parallel_size": self.vllm_tensor_parallel_size, "seed": self.seed,
                     "gpu_memory_utilization": self.vllm_gpu_memory_utilization,
                     "max_model_len": self.vllm_max_model_len}
-        return {"dtype": self.dtype, "device": self.device, "batch_size": self.batch_size}
+        return {"dtype": self.dtype, "device": self.device, "batch_size": self.batch_size,
+                "attn_implementation": self.attn_implementation}
 
     def problems_per_chunk(self) -> int:
         if self.chunk_size:

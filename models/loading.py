@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from prift.models.embedded import EMBEDDED_ALIASES, embedded_checkpoint
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-          "float16": torch.float16, "fp16": torch.float16}
+if TYPE_CHECKING:
+    import torch
 
+# dtype names -> torch attribute (torch is imported only when a model loads: configs import this module for --help)
+DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
+          "float16": "float16", "fp16": "float16"}
+
+
+ATTENTION_HELP = ("Attention kernel the model runs: sdpa, eager, flash_attention_2, flash_attention_3 or a kernels-hub "
+                  "id; unset: transformers' default for the checkpoint (sdpa where it is supported). The flash "
+                  "kernels need a GPU and their package (e.g. flash-attn).")
 
 # what a local folder must hold to be loaded as each kind
 MARKER_FILES = {"model": "config.json", "tokenizer": "tokenizer_config.json"}
@@ -45,6 +52,8 @@ def resolve_model_path(name_or_path: str, kind: str = "model") -> str:
 
 def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
     """`auto` or None -> bf16 on a CUDA device that supports it, else fp32."""
+    import torch
+
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype in (None, "auto"):
@@ -52,7 +61,7 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
         return torch.bfloat16 if cuda_bf16 else torch.float32
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; valid: auto, {', '.join(DTYPES)}")
-    return DTYPES[dtype]
+    return getattr(torch, DTYPES[dtype])
 
 
 def _from_pretrained(loader, name_or_path: str, kind: str = "model", **kwargs):
@@ -78,9 +87,18 @@ def load_tokenizer(name_or_path: str):
     return tokenizer
 
 
-def load_causal_lm(name_or_path: str, dtype: str | torch.dtype | None = "auto", device: str | None = None):
-    """Load a causal LM for training or scoring; `device=None` leaves placement to the caller (Trainer/accelerate)."""
+def load_causal_lm(name_or_path: str, dtype: str | torch.dtype | None = "auto", device: str | None = None,
+                   attn_implementation: str | None = None):
+    """Load a causal LM for training or scoring; `device=None` leaves placement to the caller (Trainer/accelerate);
+    `attn_implementation=None` keeps transformers' default kernel, any other value that transformers or the
+    machine cannot run is a `ValueError` naming the setting."""
     from transformers import AutoModelForCausalLM
 
-    model = _from_pretrained(AutoModelForCausalLM, name_or_path, dtype=resolve_dtype(dtype))
+    kernel = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    try:
+        model = _from_pretrained(AutoModelForCausalLM, name_or_path, dtype=resolve_dtype(dtype), **kernel)
+    except (ImportError, ValueError) as err:
+        if not kernel:
+            raise
+        raise ValueError(f"attn_implementation={attn_implementation!r} cannot be used: {err}") from err
     return model.to(device) if device is not None else model

@@ -17,6 +17,7 @@ from trl import GRPOConfig
 
 from prift.models.embedded import EMBEDDED_NAME
 from prift.models.hardware import HardwareDefaults, parse_mapping
+from prift.models.loading import ATTENTION_HELP
 from prift.rl.budget import UNITS
 from prift.rl.rollout import resolve_backend
 
@@ -45,6 +46,8 @@ class PriftRLConfig(HardwareDefaults, GRPOConfig):
         default="auto",
         metadata={"help": "Dtype the policy is loaded in: auto (bf16 on a bf16-capable GPU, else fp32), float32, "
                           "bfloat16 or float16."})
+    attn_implementation: str | None = field(
+        default=None, metadata={"help": ATTENTION_HELP + " Used by the policy (training and HF rollouts)."})
     dataset: str = field(
         default="gsm8k",
         metadata={"help": "Prompts with gold fields: a built-in name (gsm8k, math, mbpp) or a local "

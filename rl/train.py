@@ -91,7 +91,8 @@ def run_rl(config: PriftRLConfig) -> Path:
     record.extra["data"] = provenance
     rewards = {name: get_reward(name, **settings) for name, settings in config.reward_specs()}
     check_reward_columns(rewards, dataset, provenance["source"])
-    policy = load_causal_lm(checkpoint, config.dtype)
+    policy = load_causal_lm(checkpoint, config.dtype, attn_implementation=config.attn_implementation)
+    record.extra["attn_implementation"] = policy.config._attn_implementation
     chat_rows = not isinstance(dataset[0]["prompt"], str)
     if chat_rows and not config.use_chat_template and not tokenizer.chat_template:
         raise TemplateError(f"{provenance['source']}: the prompts are chat messages but tokenizer "

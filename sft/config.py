@@ -13,6 +13,7 @@ from trl import SFTConfig
 
 from prift.models.embedded import EMBEDDED_NAME
 from prift.models.hardware import HardwareDefaults, parse_mapping
+from prift.models.loading import ATTENTION_HELP
 from prift.sft.loss import DIVISORS
 from prift.sft.methods import resolve_method
 from prift.sft.sources import REFERENCE_MODES
@@ -34,6 +35,8 @@ class PriftSFTConfig(HardwareDefaults, SFTConfig):
         default="auto",
         metadata={"help": "Dtype the model weights are loaded in: auto (bf16 on a bf16-capable GPU, else fp32), "
                           "float32, bfloat16 or float16."})
+    attn_implementation: str | None = field(
+        default=None, metadata={"help": ATTENTION_HELP + " Used by the policy and a live reference or EMA."})
     dataset: str = field(
         default="gsm8k",
         metadata={"help": "Training data: a built-in adapter name (gsm8k, math, medmcqa), a local "

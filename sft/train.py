@@ -84,7 +84,8 @@ class _Setup:
     def reference_model(self, allow_policy: bool):
         if allow_policy and self.is_start:
             return self.policy
-        reference = load_causal_lm(self.reference_path, self.config.dtype, str(self.config.device))
+        reference = load_causal_lm(self.reference_path, self.config.dtype, str(self.config.device),
+                                   self.config.attn_implementation)
         check_reference(self.policy, self.tokenizer, reference, self.reference_path)
         return reference
 
@@ -159,7 +160,8 @@ def prepare(config: PriftSFTConfig, training: bool = True) -> Prepared:
     record.extra["method"] = {"name": config.methods[0], "rule": method.rule, "source": method.source,
                               "params": method.params}
     tokenizer = load_tokenizer(config.model_name_or_path)
-    policy = load_causal_lm(config.model_name_or_path, config.dtype)
+    policy = load_causal_lm(config.model_name_or_path, config.dtype, attn_implementation=config.attn_implementation)
+    record.extra["attn_implementation"] = policy.config._attn_implementation
     dataset, provenance = load_sft_dataset(
         config.dataset, split=config.dataset_split, adapter=config.dataset_adapter, data_dir=config.data_dir,
         max_samples=config.max_samples, chat_template=config.use_chat_template)
