@@ -1,7 +1,7 @@
 """Disk space for a stage's outputs: a pre-flight check before any work, and a clear error when the disk fills mid-run.
 
-`check_output_space(folder, need, what)` proves `folder` writable (`ensure_writable`) and that its filesystem has
-`need` bytes free, else raises `DiskSpaceError` naming the folder, the free bytes and the need. `checkpoint_bytes`
+`check_output_space(folder, need, what, setting)` proves `folder` writable (`ensure_writable`) and that its filesystem
+has `need` bytes free, else raises `DiskSpaceError` naming the setting and folder, the free bytes and the need. `checkpoint_bytes`
 estimates one training checkpoint: the weights, plus the optimizer state (AdamW: two moments per parameter, in the
 parameter's dtype) when the checkpoint carries it, plus any extra weight-sized copies (an EMA).
 
@@ -53,13 +53,14 @@ def _saves_optimizer(args) -> bool:
     return str(getattr(args.save_strategy, "value", args.save_strategy)) != "no" and not args.save_only_model
 
 
-def check_output_space(folder: str | Path, need: int, what: str) -> Path:
-    """Create `folder`, prove it writable, and require `need` free bytes on its filesystem; return the folder."""
+def check_output_space(folder: str | Path, need: int, what: str, setting: str = "output_dir") -> Path:
+    """Create `folder`, prove it writable, and require `need` free bytes on its filesystem; return the folder.
+    `setting` names the option that chose the folder, so the error says what to change."""
     folder = ensure_writable(folder)
     free = shutil.disk_usage(folder).free
     if free < need:
-        raise DiskSpaceError(f"output dir {str(folder)!r} has {human_bytes(free)} free but {what} needs about "
-                             f"{human_bytes(need)}; free some space or choose another output_dir")
+        raise DiskSpaceError(f"{setting} {str(folder)!r} has {human_bytes(free)} free but {what} needs about "
+                             f"{human_bytes(need)}; free some space or choose another {setting}")
     return folder
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from prift.models.diskspace import DISK_FULL, DiskSpaceError, check_output_space
 from prift.models.provenance import sha256_file, write_json_atomic
 from prift.sft.signals import SIGNAL_NAMES
 from prift.sft.sources import CACHE_COLUMN_PREFIX, model_signals
@@ -104,6 +105,8 @@ class ReferenceCache:
 
         Under several processes every rank calls `build` with its `rank`, the `world_size` and a barrier `wait`:
         rank r computes the missing shards i with i % world_size == r, then rank 0 marks the cache complete.
+        Before any scoring the cache folder must have room for this rank's shards (`shard_bytes`); a disk that fills
+        anyway is a `DiskSpaceError` that keeps the finished shards, from which a rerun resumes.
         """
         from safetensors.numpy import save_file
         from tqdm.auto import tqdm
@@ -114,6 +117,9 @@ class ReferenceCache:
         todo = [i for i in range(len(shards)) if not self._shard_path(i).is_file() and i % world_size == rank]
         lengths = [len(ids) for ids in dataset["input_ids"]]
         total_tokens = sum(lengths[r] for i in todo for r in shards[i])
+        check_output_space(self.dir, self.shard_bytes(total_tokens, sum(len(shards[i]) for i in todo)),
+                           f"the reference cache ({len(todo)} shards, {total_tokens} tokens x "
+                           f"{len(self.key.signals)} float32 signals)", setting="reference_cache_dir")
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device
@@ -126,9 +132,7 @@ class ReferenceCache:
                                            device, bar)
                 arrays = {name: np.concatenate([per_row[r][name] for r in rows]) for name in self.key.signals}
                 arrays["lengths"] = np.asarray([lengths[r] for r in rows], dtype=np.int64)
-                tmp = self.dir / f".{self._shard_path(index).name}.{os.getpid()}.tmp"
-                save_file(arrays, str(tmp))
-                os.replace(tmp, self._shard_path(index))
+                self._write_shard(index, arrays, save_file)
         finally:
             bar.close()
             model.train(was_training)
@@ -140,6 +144,26 @@ class ReferenceCache:
                                                "shard_rows": self.shard_rows, "complete": True, "last_build": stats})
         wait()  # nobody reads the cache before it is marked complete
         return stats
+
+    def shard_bytes(self, tokens: int, rows: int) -> int:
+        """Bytes of shards holding `rows` rows of `tokens` tokens in all: a float32 per token and signal, an int64
+        length per row."""
+        return tokens * 4 * len(self.key.signals) + rows * 8
+
+    def _write_shard(self, index: int, arrays: dict, save_file) -> None:
+        """Write one shard atomically (temp file, then rename); a full disk removes the temp file and says so."""
+        tmp = self.dir / f".{self._shard_path(index).name}.{os.getpid()}.tmp"
+        try:
+            save_file(arrays, str(tmp))
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            if err.errno not in DISK_FULL:
+                raise
+            done = sum(1 for _ in self.dir.glob("shard-*.safetensors"))
+            raise DiskSpaceError(f"the disk holding reference cache {str(self.dir)!r} is full ({err.strerror} while "
+                                 f"writing shard {index}); the finished shards ({done}) are kept: free some space (or "
+                                 "choose another reference_cache_dir) and rerun, which resumes from them") from err
+        os.replace(tmp, self._shard_path(index))
 
     @torch.no_grad()
     def _score_rows(self, model, dataset, rows, lengths, batch_size, pad_token_id, vocab_chunk, device, bar):

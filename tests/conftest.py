@@ -4,6 +4,7 @@ root, and factories for small `PriftSFTConfig`s and for trainers that tokenize d
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,18 @@ def arith_benchmark(tmp_path_factory, write_jsonl) -> Path:
     """A 2-row NAME=PATH math benchmark file (question + answer)."""
     rows = [{"question": f"What is {i} + {i}?", "answer": str(2 * i)} for i in range(2)]
     return write_jsonl(tmp_path_factory.mktemp("bench") / "arith.jsonl", rows)
+
+
+@pytest.fixture
+def free_bytes(monkeypatch):
+    """`free_bytes(folder, n)`: shutil.disk_usage (the OS call) reports n free bytes for `folder` and below."""
+    real = shutil.disk_usage
+
+    def limit(folder: Path, n: int) -> None:
+        def fake(path):
+            usage = real(path)
+            return usage._replace(free=n) if Path(path).resolve().is_relative_to(folder.resolve()) else usage
+
+        monkeypatch.setattr(shutil, "disk_usage", fake)
+
+    return limit

@@ -217,21 +217,6 @@ def test_eval_chat_template_on_without_one_is_an_error(tmp_path, no_template, ar
 # --- disk space and unwritable output ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def free_bytes(monkeypatch):
-    """`free_bytes(folder, n)`: shutil.disk_usage (the OS call) reports n free bytes for `folder` and below."""
-    real = shutil.disk_usage
-
-    def limit(folder: Path, n: int) -> None:
-        def fake(path):
-            usage = real(path)
-            return usage._replace(free=n) if Path(path).resolve().is_relative_to(folder.resolve()) else usage
-
-        monkeypatch.setattr(shutil, "disk_usage", fake)
-
-    return limit
-
-
 @pytest.mark.parametrize(("save_strategy", "save_only_model", "ema", "copies"), [
     ("no", False, False, 1),  # the final model only
     ("steps", False, False, 3),  # weights + AdamW's two moments

@@ -4,13 +4,16 @@ with only the missing shards computed (and the same result as a clean build)."""
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
+from prift.models.diskspace import DiskSpaceError
 from prift.sft.reference_cache import ReferenceCache
 from prift.sft.signals import SIGNAL_NAMES
 from prift.sft.train import reference_cache_for
@@ -186,3 +189,46 @@ def test_cache_is_keyed_by_every_input(prepared):
                    data="x", signals=("logp",))
     digests = {name: dataclasses.replace(key, **{name: value}).digest for name, value in changes.items()}
     assert key.digest not in digests.values() and len(set(digests.values())) == len(changes)
+
+
+def test_too_little_space_fails_before_any_scoring(prepared, tmp_path, free_bytes):
+    dataset = prepared[2]
+    tokens = sum(len(ids) for ids in dataset["input_ids"])
+    need = tokens * 4 * len(SIGNAL_NAMES) + len(dataset) * 8  # a float32 per token and signal, an int64 per row
+    cache = _cache(prepared, tmp_path)
+    free_bytes(tmp_path, need - 1)
+    with pytest.raises(DiskSpaceError) as err:
+        _build(cache, prepared)
+    assert "reference_cache_dir" in str(err.value) and f"({need} bytes)" in str(err.value)
+    assert not list(cache.dir.glob("shard-*"))
+    free_bytes(tmp_path, need)
+    stats, calls = _build(cache, prepared)
+    assert (stats["built_shards"], calls) == (3, 3)
+    written = sum(p.stat().st_size for p in cache.dir.glob("shard-*"))
+    assert need <= written < need + 3 * 1024, "the estimate is the shards' payload (plus small headers)"
+
+
+def test_disk_full_mid_build_keeps_finished_shards_and_resumes(prepared, tmp_path, monkeypatch):
+    import safetensors.numpy
+
+    clean = _cache(prepared, tmp_path / "clean")
+    _build(clean, prepared)
+    real, saved = safetensors.numpy.save_file, []
+
+    def fills_up(arrays, filename, *args, **kwargs):
+        if saved:
+            Path(filename).write_bytes(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device", filename)
+        saved.append(filename)
+        return real(arrays, filename, *args, **kwargs)
+
+    full = _cache(prepared, tmp_path / "full")
+    monkeypatch.setattr(safetensors.numpy, "save_file", fills_up)
+    with pytest.raises(DiskSpaceError, match=r"shard 1\).*finished shards \(1\) are kept.*resumes") as err:
+        _build(full, prepared)
+    assert err.value.errno == errno.ENOSPC
+    assert sorted(p.name for p in full.dir.iterdir()) == ["shard-00000.safetensors"], "no partial temp file left"
+    monkeypatch.setattr(safetensors.numpy, "save_file", real)
+    stats, calls = _build(full, prepared)
+    assert (stats["built_shards"], calls) == (2, 2)
+    _same(full.load(), clean.load())
