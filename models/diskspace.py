@@ -1,9 +1,9 @@
 """Disk space for a stage's outputs: a pre-flight check before any work, and a clear error when the disk fills mid-run.
 
 `check_output_space(folder, need, what, setting)` proves `folder` writable (`ensure_writable`) and that its filesystem
-has `need` bytes free, else raises `DiskSpaceError` naming the setting and folder, the free bytes and the need. `checkpoint_bytes`
-estimates one training checkpoint: the weights, plus the optimizer state (AdamW: two moments per parameter, in the
-parameter's dtype) when the checkpoint carries it, plus any extra weight-sized copies (an EMA).
+has `need` bytes free, else raises `DiskSpaceError` naming the setting and folder, the free bytes and the need.
+`checkpoint_bytes` estimates one training checkpoint: the weights, plus the optimizer state (AdamW: two moments per
+parameter, in the parameter's dtype) when the checkpoint carries it, plus any extra weight-sized copies (an EMA).
 
 `disk_full_errors(output_dir)` turns ENOSPC / EDQUOT raised inside it into a `DiskSpaceError` that says a rerun
 resumes from the last complete checkpoint (a half-written one is skipped, see `prift.models.checkpoints`).
