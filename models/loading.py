@@ -94,9 +94,10 @@ def load_causal_lm(name_or_path: str, dtype: str | torch.dtype | None = "auto", 
     machine cannot run is a `ValueError` naming the setting."""
     from transformers import AutoModelForCausalLM
 
+    torch_dtype = resolve_dtype(dtype)  # outside the try: a bad dtype is not a kernel error
     kernel = {"attn_implementation": attn_implementation} if attn_implementation else {}
     try:
-        model = _from_pretrained(AutoModelForCausalLM, name_or_path, dtype=resolve_dtype(dtype), **kernel)
+        model = _from_pretrained(AutoModelForCausalLM, name_or_path, dtype=torch_dtype, **kernel)
     except (ImportError, ValueError) as err:
         if not kernel:
             raise
