@@ -1,20 +1,27 @@
-"""Isolation layers for the code sandbox: probed once per process, then described in every result.
+"""Isolation layers for the code sandbox: probed once per process, then described by the host in every result.
 
 Layers (``../shared/notes/sandbox-isolation.md`` measured what each stops and costs on these machines):
 
-- **always**: a fresh ``python -I`` process in its own session/process group, scrubbed environment, private
-  0700 work dir, rlimits (address space, CPU, file size, open files, core, processes), wall-clock kill of the
-  group, capped output (see :mod:`prift.rewards.sandbox_runner` for the inner layers);
-- **namespaces** via ``unshare(1)``: network (no IP at all, not even the host's 127.0.0.1), PID (the run sees
-  only itself; ``--kill-child`` kills the whole tree, setsid'd grandchildren included), mount (private
-  ``/proc`` and a size-limited tmpfs work dir), IPC, UTS. Root uses them directly; other users through an
-  unprivileged user namespace (``--user --map-root-user``);
-- **uid**: a root caller drops each concurrent slot to its own unprivileged uid (``uid_base + slot``), so runs
-  cannot signal or read each other, rlimits are binding and ``RLIMIT_NPROC`` counts only that slot;
-- **Landlock**: read-only interpreter and system dirs, read-write work dir, no TCP, no signals or abstract Unix
-  sockets leaving the sandbox.
+- **separation** (always): the grader and the program are two processes; the program is forked before the tests
+  are read, talks to the grader only through data on a pipe pair and never holds the verdict pipe
+  (:mod:`prift.rewards.sandbox_runner`);
+- **process**: a fresh ``python -I`` in its own session, scrubbed environment, private 0700 work dir, rlimits
+  (address space, CPU, file size, open files, core, processes), capped output;
+- **namespaces** via ``unshare(1)``: network (no IP at all), PID (the grader is the namespace's init, which the
+  program cannot signal; killing ``unshare`` takes the whole tree), mount (private ``/proc``, size-limited tmpfs
+  work dir), IPC (no SysV shared memory with the host), UTS. Root uses them directly; other users through an
+  unprivileged user namespace (``--user --map-root-user``), where the program then drops every capability;
+- **cgroup** (:mod:`prift.rewards.sandbox_cgroups`): memory and pids limits on everything a run starts, and a kill
+  of the whole cgroup; v1 or v2, whichever is writable here;
+- **uid**: a root caller runs each machine-wide slot's program as its own uid (``uid_base + slot``);
+- **keyring**: the program joins a fresh, empty session keyring;
+- **Landlock**: read-only interpreter and system dirs, read-write work dir, no TCP, signals and abstract Unix
+  sockets scoped to the program's own domain;
+- **seccomp** (:mod:`prift.rewards.sandbox_seccomp`): no ptrace / process_vm, keyrings, sockets, namespaces, mounts,
+  metadata changes (chmod/chown/utime/xattr), SysV or memfd memory, setsid/setpgid, signals to the grader or -1.
 
-A layer that does not work here is left out and named in ``degraded_reasons``; ``strict`` callers refuse that.
+The host writes ``result.isolation`` from this plan alone (never from the sandboxed side). A layer that does not
+work here is left out and named in ``degraded_reasons``; ``strict`` callers refuse that.
 """
 
 from __future__ import annotations
@@ -24,43 +31,55 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 
+from prift.rewards.sandbox_cgroups import CgroupSupport, probe_cgroups
+
 NAMESPACE_FLAGS = ("--net", "--pid", "--mount", "--ipc", "--uts", "--fork", "--kill-child", "--mount-proc")
 SYSTEM_READ_PATHS = ("/usr", "/lib", "/lib64", "/bin", "/etc/ld.so.cache", "/etc/localtime", "/dev/urandom")
+PROGRAM_LAYERS = ("uid", "capabilities", "keyring", "landlock", "seccomp")  # applied in the program's process
+LAYERS = ("namespaces", "cgroup", *PROGRAM_LAYERS)  # what ``disable`` may name
 CAP_SYS_RESOURCE = 24
 
 
 @dataclass(frozen=True)
 class Plan:
-    """How runs are launched on this machine (one per process, from :func:`probe`)."""
+    """How runs are launched on this machine (one per process and ``disable`` set, from :func:`probe`)."""
 
     outer: tuple[str, ...]  # argv prefix that creates the namespaces, or () when none work
     userns: bool  # the namespaces sit in an unprivileged user namespace
-    uid_base: int | None  # root callers: slot ``i`` runs as uid/gid ``uid_base + i``
+    uid_base: int | None  # root callers: slot ``i`` runs its program as uid/gid ``uid_base + i``
     caps_bind_rlimits: bool  # False when this process could raise rlimits again (holds CAP_SYS_RESOURCE)
+    cgroups: CgroupSupport | None = None
     interpreter: str = ""
+    program_layers: tuple[str, ...] = ()  # confirmed by the probe run; every later run requires them
+    disabled: tuple[str, ...] = ()
     degraded_reasons: tuple[str, ...] = field(default=())
 
     def drop_to(self, slot: int) -> tuple[int, int] | None:
         return None if self.uid_base is None else (self.uid_base + slot, self.uid_base + slot)
 
-    def describe(self, inner: dict | None, slot: int) -> dict:
-        """The isolation record of one run; ``inner`` is what the runner reported it applied (None: unknown)."""
-        confirmed = inner is not None
-        inner = inner or {}
-        has_landlock = "landlock_abi" in inner if confirmed else True
-        planned_uid = (self.drop_to(slot) or (os.geteuid(), 0))[0]
-        uid = inner.get("uid", planned_uid)
+    def kill_method(self) -> str:
+        if self.cgroups is not None:
+            return f"cgroup {self.cgroups.version}"
+        return "pid namespace" if self.outer else "process group (setsid/setpgid denied by seccomp)"
+
+    def describe(self, slot: int, limits: dict) -> dict:
+        """The isolation record of one run, from what the host set up (never read back from the sandbox)."""
+        layers = set(self.program_layers)
+        uid = (self.drop_to(slot) or (os.geteuid(), 0))[0]
         return {
-            "fs": "+".join(filter(None, ["landlock" if has_landlock else "", inner.get("fs_quota", "")])) or "none",
-            "net": "netns" if self.outer else "landlock-tcp-only" if has_landlock else "none",
+            "separation": "grader process; program forked before the tests are read, data-only pipe",
+            "fs": "+".join(["landlock"] * ("landlock" in layers) + ["tmpfs"] * bool(self.outer)) or "none",
+            "net": "netns" if self.outer else "seccomp-no-sockets" if "seccomp" in layers else "none",
             "pid": "pidns" if self.outer else "setsid-only",
             "uid": uid,
-            "rlimits": inner.get("rlimits", {}),
-            "rlimits_binding": uid != 0 or self.userns or self.caps_bind_rlimits,
-            "cgroup": None,
+            "program_layers": sorted(layers),
+            "rlimits": limits,
+            "rlimits_binding": uid != 0 or "capabilities" in layers or self.caps_bind_rlimits,
+            "cgroup": None if self.cgroups is None else self.cgroups.version,
+            "kill": self.kill_method(),
             "interpreter": self.interpreter,
-            "degraded_reasons": [*self.degraded_reasons, *inner.get("degraded_reasons", [])],
-            "confirmed": confirmed,
+            "disabled": list(self.disabled),
+            "degraded_reasons": list(self.degraded_reasons),
         }
 
 
@@ -84,27 +103,37 @@ def _try(argv: list[str]) -> str | None:
     return None if done.returncode == 0 else (done.stderr.strip() or f"exit status {done.returncode}")[:300]
 
 
-def probe(uid_base: int = 64000) -> Plan:
-    """Find the strongest namespace set that works here (the interpreter is chosen by the sandbox)."""
+def probe(uid_base: int = 64000, disable: tuple[str, ...] = ()) -> Plan:
+    """The strongest outer set that works here, less ``disable`` (the program layers are confirmed by a probe run)."""
+    unknown = set(disable) - set(LAYERS)
+    if unknown:
+        raise ValueError(f"unknown sandbox layers {sorted(unknown)}; known: {list(LAYERS)}")
     root = os.geteuid() == 0
-    reasons: list[str] = []
-    unshare = shutil.which("unshare") or shutil.which("unshare", path="/usr/bin:/bin:/usr/sbin:/sbin")
-    true = shutil.which("true") or "/bin/true"
+    reasons: list[str] = [f"{name}: disabled by the caller" for name in disable]
     outer: tuple[str, ...] = ()
-    userns = not root
-    if unshare is None:
-        reasons.append("namespaces: unshare(1) not found")
-    else:
-        candidate = (unshare, *(() if root else ("--user", "--map-root-user")), *NAMESPACE_FLAGS, "--")
-        failure = _try([*candidate, true])
-        if failure is None:
-            outer = candidate
+    if "namespaces" not in disable:
+        unshare = shutil.which("unshare") or shutil.which("unshare", path="/usr/bin:/bin:/usr/sbin:/sbin")
+        if unshare is None:
+            reasons.append("namespaces: unshare(1) not found")
         else:
-            reasons.append(f"namespaces: {failure}")
+            candidate = (unshare, *(() if root else ("--user", "--map-root-user")), *NAMESPACE_FLAGS, "--")
+            failure = _try([*candidate, shutil.which("true") or "/bin/true"])
+            if failure is None:
+                outer = candidate
+            else:
+                reasons.append(f"namespaces: {failure}")
+    cgroups = None
+    if "cgroup" not in disable:
+        cgroups = probe_cgroups()
+        if cgroups.version is None:
+            reasons.append(f"cgroup: {cgroups.reason}; memory is bounded per process (address space) only")
+            cgroups = None
     return Plan(
         outer=outer,
-        userns=userns and bool(outer),
-        uid_base=uid_base if root else None,
+        userns=not root and bool(outer),
+        uid_base=uid_base if root and "uid" not in disable else None,
         caps_bind_rlimits=not _holds_capability(CAP_SYS_RESOURCE),
+        cgroups=cgroups,
+        disabled=tuple(disable),
         degraded_reasons=tuple(reasons),
     )

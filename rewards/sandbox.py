@@ -3,48 +3,57 @@
 Contract (DESIGN.md): ``run_tests(program, tests, *, timeout_s, memory_mb) -> ExecResult`` runs ``program``
 then the assert code ``tests``; ``.status`` is one of
 
-- ``passed``: every test case ran without an exception;
-- ``failed``: the program is wrong: a case failed, it raised, did not compile, called ``sys.exit``/``os._exit``
-  or died from a signal before the verdict;
-- ``timeout``: the wall clock (``timeout_s``, hard kill of the whole process tree) or the CPU limit ran out;
-- ``memory``: the address-space limit (``memory_mb``) was hit;
-- ``error``: grading itself failed (the tests do not compile, the sandbox could not start).
+- ``passed``: every test case passed, as judged by the grader process (the program never runs in it);
+- ``failed``: the program is wrong: a case failed, it raised (``SyntaxError`` included), returned something that
+  is not plain data where data was compared, called ``sys.exit``/``os._exit`` or died before its cases ran;
+- ``timeout``: the wall clock (``timeout_s``, hard kill of the whole run) or the CPU limit ran out;
+- ``memory``: the address-space limit (``memory_mb`` per process) or the run's cgroup memory limit was hit;
+- ``error``: grading itself failed (the tests do not compile, the sandbox could not start, a required isolation
+  layer could not be applied, the grader returned no or a malformed verdict).
 
-A timeout or any other outcome is a status, never an exception, and one run never affects another.
-``.isolation`` records the layers this run had (:mod:`prift.rewards.isolation`). ``run_many`` grades a batch on
-``workers`` threads, each driving one sandbox process at a time.
+A timeout or any other outcome is a status, never an exception, and one run never affects another: each run
+takes a machine-wide slot (a file lock), so concurrent ``run_many`` calls, threads and ranks never share a uid,
+a cgroup or a process budget. ``.isolation`` records the layers this run had, written by the host from its plan
+(:mod:`prift.rewards.isolation`). ``run_many`` grades a batch on ``workers`` threads.
 """
 
 from __future__ import annotations
 
-import ast
 import dataclasses
+import fcntl
 import functools
+import json
 import marshal
 import os
-import secrets
 import selectors
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from prift.rewards.code import TestSpec, parse_tests
-from prift.rewards.isolation import SYSTEM_READ_PATHS, Plan, probe
+from prift.rewards.isolation import PROGRAM_LAYERS, SYSTEM_READ_PATHS, Plan, probe
+from prift.rewards.sandbox_cgroups import RunCgroup
 
 Status = Literal["passed", "failed", "timeout", "memory", "error"]
-RUNNER_SOURCE = (Path(__file__).with_name("sandbox_runner.py")).read_text()
+STATUSES = ("passed", "failed", "timeout", "memory", "error")
+_HERE = Path(__file__).parent
+RUNNER_SOURCE = (_HERE / "sandbox_seccomp.py").read_text() + "\n" + (_HERE / "sandbox_runner.py").read_text()
 INTERPRETER_CANDIDATES = ("/usr/bin/python3", "/usr/local/bin/python3")
 PIPE_BUFFER = 65536
+GRADER_MB = 96  # the grader's own interpreter, counted in the run's cgroup on top of memory_mb and disk_mb
+MAX_SLOTS = 1024
 PROBE_PROGRAM = "import bisect, collections, decimal, fractions, heapq, itertools, statistics, string"
 
 
@@ -62,6 +71,7 @@ class SandboxConfig:
     max_open_files: int = 64
     site_packages: bool = False  # False: ``python -S`` (standard library only, ~8 ms faster start-up per run)
     strict: bool = False
+    disable_layers: tuple[str, ...] = ()  # for measuring what each layer contains (tests); recorded in isolation
 
 
 @dataclass(frozen=True)
@@ -124,63 +134,85 @@ def _read_until(proc: subprocess.Popen, out: _Output, deadline: float) -> bool:
                 out.add(chunk)
 
 
-def _kill_tree(proc: subprocess.Popen) -> None:
-    """SIGKILL the run's process group; with a PID namespace ``unshare --kill-child`` takes the whole tree."""
+def _parse_verdict(raw: bytes) -> dict | None:
+    """The grader's verdict, strictly: a JSON object with a known status, str detail and 0 <= passed <= total."""
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
-
-
-def _verdict(text: str, nonce: str) -> dict | None:
-    for line in reversed(text.splitlines()):
-        if line.startswith(nonce + " "):
-            try:
-                verdict = ast.literal_eval(line[len(nonce) + 1 :])
-            except (ValueError, SyntaxError, MemoryError, RecursionError):
-                return None
-            return verdict if isinstance(verdict, dict) else None
-    return None
+        verdict = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    if type(verdict) is not dict or verdict.get("status") not in STATUSES:
+        return None
+    detail, passed, total = verdict.get("detail", ""), verdict.get("passed", 0), verdict.get("total", 0)
+    if type(detail) is not str or type(passed) is not int or type(total) is not int or not 0 <= passed <= total:
+        return None
+    if verdict["status"] == "passed" and not 0 < passed == total:
+        return None
+    layers = verdict.get("layers", {})
+    return {"status": verdict["status"], "detail": detail[:4000], "passed": passed, "total": total,
+            "layers": layers if type(layers) is dict else {}}
 
 
 def _job(program: str, spec: TestSpec, config: SandboxConfig, plan: Plan, workdir: str, slot: int) -> dict:
-    cpu_s = int(config.timeout_s) + 1
     return {
         "program": program,
         "kind": spec.kind,
-        "tests": spec.tests,
         "stop_on_failure": True,
         "max_output": config.max_output_bytes,
         "workdir": workdir,
         "tmpfs_mb": config.disk_mb if plan.outer else None,
         "drop_to": plan.drop_to(slot),
-        "limits": {
-            "as": config.memory_mb * 2**20,
-            "cpu": cpu_s,
-            "fsize": config.file_size_mb * 2**20,
-            "nofile": config.max_open_files,
-            "core": 0,
-            "nproc": config.max_processes if plan.drop_to(slot) or plan.userns else None,
-        },
-        "landlock": {"read": [*SYSTEM_READ_PATHS]},
+        "limits": _limits(config),
+        "nproc": config.max_processes if plan.drop_to(slot) or plan.userns else None,
+        "landlock_read": [*SYSTEM_READ_PATHS],
+        "skip": list(plan.disabled),
+        "required": list(plan.program_layers),  # empty only in the probe run, which finds them
     }
 
 
-def _status_without_verdict(returncode: int) -> tuple[Status, str]:
-    if returncode == -signal.SIGXCPU:
-        return "timeout", "CPU time limit"
-    return "failed", f"exited with status {returncode} before the tests finished"
+def _limits(config: SandboxConfig) -> dict:
+    return {
+        "as": config.memory_mb * 2**20,
+        "cpu": int(config.timeout_s) + 1,
+        "fsize": config.file_size_mb * 2**20,
+        "nofile": config.max_open_files,
+        "core": 0,
+    }
 
 
-def _execute(program: str, spec: TestSpec, config: SandboxConfig, plan: Plan, slot: int, stop: bool) -> ExecResult:
-    start = time.monotonic()
-    nonce = secrets.token_hex(16)
-    workdir = tempfile.mkdtemp(prefix="prift-sandbox-")
+def _frame(message: object) -> bytes:
+    body = marshal.dumps(message, 4)
+    return struct.pack(">I", len(body)) + body
+
+
+def _read_available(fd: int) -> bytes:
+    """What is in the verdict pipe now (the run is dead, but never block on a writer that is not)."""
+    os.set_blocking(fd, False)
+    chunks = []
     try:
-        job = _job(program, spec, config, plan, workdir, slot) | {"stop_on_failure": stop, "nonce": nonce}
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+    except BlockingIOError:
+        pass
+    return b"".join(chunks)
+
+
+def _execute(
+    program: str, spec: TestSpec, config: SandboxConfig, plan: Plan, slot: int, stop: bool
+) -> tuple[ExecResult, dict]:
+    """One run in ``slot``: cgroup and work dir set up, runner launched, verdict read and checked, everything killed.
+
+    Also returns the layers the runner reported applying; only :func:`current_plan`'s probe run may trust them."""
+    start = time.monotonic()
+    isolation = plan.describe(slot, _limits(config))
+    cgroup = RunCgroup(plan.cgroups, slot) if plan.cgroups is not None else None
+    workdir = tempfile.mkdtemp(prefix="prift-sandbox-")
+    verdict_r, verdict_w = os.pipe()
+    try:
+        job = _job(program, spec, config, plan, workdir, slot) | {"stop_on_failure": stop, "verdict_fd": verdict_w}
         if job["drop_to"]:
             os.chown(workdir, *job["drop_to"])
+        if cgroup is not None:
+            cgroup.prepare((config.memory_mb + config.disk_mb + GRADER_MB) * 2**20, config.max_processes + 4)
         env = {
             "PATH": "/usr/bin:/bin",
             "LANG": "C.UTF-8",
@@ -192,48 +224,62 @@ def _execute(program: str, spec: TestSpec, config: SandboxConfig, plan: Plan, sl
         site = () if config.site_packages else ("-S",)
         argv = [*plan.outer, plan.interpreter, "-I", *site, "-c", RUNNER_SOURCE]
         proc = subprocess.Popen(
-            argv,
+            cgroup.enter_argv(argv) if cgroup is not None else argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=env,
             cwd=workdir,
             start_new_session=True,
+            pass_fds=(verdict_w,),
         )
-    except (OSError, TypeError, ValueError) as exc:
+    except (OSError, TypeError, ValueError, RuntimeError) as exc:
+        for fd in (verdict_r, verdict_w):
+            os.close(fd)
         shutil.rmtree(workdir, ignore_errors=True)
-        return ExecResult("error", f"sandbox did not start: {exc}", isolation=plan.describe(None, slot))
+        return ExecResult("error", f"sandbox did not start: {exc}", isolation=isolation), {}
+    os.close(verdict_w)
     out = _Output(config.max_output_bytes)
     try:
-        payload = marshal.dumps(job, 4)
+        payload = _frame(job) + _frame({"kind": spec.kind, "tests": spec.tests})
         if len(payload) < PIPE_BUFFER:  # fits in the pipe: cannot block
             _feed(proc, payload)
         else:
             threading.Thread(target=_feed, args=(proc, payload), daemon=True).start()
         finished = _read_until(proc, out, start + config.timeout_s)
     finally:
-        _kill_tree(proc)
+        _kill_run(proc, cgroup)
         proc.stdout.close()
+        raw = _read_available(verdict_r)
+        os.close(verdict_r)
         shutil.rmtree(workdir, ignore_errors=True)
     wall = time.monotonic() - start
-    text = out.text()
-    verdict = _verdict(text, nonce)
-    visible = text if verdict is None else text[: text.rfind(nonce)].rstrip("\n")
-    isolation = plan.describe(verdict.get("isolation") if verdict else None, slot)
+    verdict = _parse_verdict(raw)
+    oom = cgroup is not None and cgroup.oom_killed()
     if verdict is not None:
-        return ExecResult(
-            verdict["status"],
-            verdict.get("detail", ""),
-            verdict.get("passed", 0),
-            verdict.get("total", 0),
-            visible,
-            wall,
-            isolation,
-        )
-    status, detail = (
-        ("timeout", f"wall clock > {config.timeout_s} s") if not finished else _status_without_verdict(proc.returncode)
-    )
-    return ExecResult(status, detail, output=visible, wall_s=wall, isolation=isolation)
+        status = "memory" if oom and verdict["status"] != "passed" else verdict["status"]
+        result = ExecResult(status, verdict["detail"], verdict["passed"], verdict["total"], out.text(), wall, isolation)
+        return result, verdict["layers"]
+    if not finished:
+        status, detail = "timeout", f"wall clock > {config.timeout_s} s"
+    elif oom:
+        status, detail = "memory", "the run's cgroup memory limit was hit"
+    elif raw:
+        status, detail = "error", f"malformed verdict from the grader: {raw[:200]!r}"
+    else:
+        status, detail = "error", f"the grader ended without a verdict (exit status {proc.returncode})"
+    return ExecResult(status, detail, output=out.text(), wall_s=wall, isolation=isolation), {}
+
+
+def _kill_run(proc: subprocess.Popen, cgroup: RunCgroup | None) -> None:
+    """End every process of the run: the cgroup when there is one, else the group (the pid namespace goes with it)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+    if cgroup is not None:
+        cgroup.kill()
 
 
 def _feed(proc: subprocess.Popen, payload: bytes) -> None:
@@ -245,30 +291,64 @@ def _feed(proc: subprocess.Popen, payload: bytes) -> None:
 
 
 @functools.cache
-def current_plan() -> Plan:
-    """The probed plan with the first interpreter that can run the standard library inside the sandbox."""
-    plan = probe()
+def current_plan(disable: tuple[str, ...] = ()) -> Plan:
+    """The probed plan with the first interpreter that runs the standard library inside the sandbox.
+
+    The probe run (a program of ours) reports which program-side layers took; every later run requires them."""
+    plan = probe(disable=disable)
     spec = TestSpec("assert", "assert True")
     tried = []
     for interpreter in dict.fromkeys([sys.executable, *INTERPRETER_CANDIDATES]):
         if not os.access(interpreter, os.X_OK):
             continue
         candidate = dataclasses.replace(plan, interpreter=interpreter)
-        result = _execute(PROBE_PROGRAM, spec, SandboxConfig(timeout_s=30), candidate, 0, True)
+        with _slot() as slot:
+            result, layers = _execute(PROBE_PROGRAM, spec, SandboxConfig(timeout_s=30), candidate, slot, True)
         if result.ok:
-            reasons = [*plan.degraded_reasons, *result.isolation["degraded_reasons"]]
-            return dataclasses.replace(candidate, degraded_reasons=tuple(dict.fromkeys(reasons)))
+            missing = layers.get("missing", {})
+            applied = tuple(name for name in PROGRAM_LAYERS if name in layers)
+            reasons = [*plan.degraded_reasons, *(f"{name}: {why}" for name, why in missing.items())]
+            return dataclasses.replace(candidate, program_layers=applied, degraded_reasons=tuple(reasons))
         tried.append(f"{interpreter}: {result.status} {result.detail} {result.output[-300:]}")
     raise RuntimeError("no Python interpreter works inside the sandbox: " + "; ".join(tried))
 
 
 def _checked_plan(config: SandboxConfig) -> Plan:
-    plan = current_plan()
+    plan = current_plan(tuple(sorted(config.disable_layers)))
     if plan.degraded_reasons:
         if config.strict:
             raise RuntimeError(f"sandbox isolation is degraded: {list(plan.degraded_reasons)}")
         warnings.warn(f"sandbox isolation is degraded: {list(plan.degraded_reasons)}", RuntimeWarning, stacklevel=3)
     return plan
+
+
+def _slot_dir() -> Path:
+    if os.geteuid() == 0:
+        return Path("/run/prift-sandbox") if os.access("/run", os.W_OK) else Path("/tmp/prift-sandbox-0")
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    return Path(runtime) / "prift-sandbox" if runtime else Path(tempfile.gettempdir()) / f"prift-sandbox-{os.getuid()}"
+
+
+@contextmanager
+def _slot() -> Iterator[int]:
+    """A slot number no other run on this machine holds (an exclusive ``flock`` on ``<slot dir>/<n>.lock``)."""
+    directory = _slot_dir()
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    start = threading.get_ident() % 64  # spread concurrent callers over the slots
+    for offset in range(MAX_SLOTS):
+        number = (start + offset) % MAX_SLOTS
+        fd = os.open(directory / f"{number}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        try:
+            yield number
+        finally:
+            os.close(fd)  # releases the lock
+        return
+    raise RuntimeError(f"all {MAX_SLOTS} sandbox slots in {directory} are taken")
 
 
 def run_many(
@@ -285,23 +365,19 @@ def run_many(
     """
     config = config or SandboxConfig()
     plan = _checked_plan(config)
-    slots: list[int] = list(range(config.workers))
-    lock = threading.Lock()
 
     def one(program: object, spec: object) -> ExecResult:
         try:
             parsed = parse_tests(spec)
         except ValueError as exc:
-            return ExecResult("error", str(exc), isolation=plan.describe(None, 0))
+            return ExecResult("error", str(exc), isolation=plan.describe(0, _limits(config)))
         if not isinstance(program, str):
             return ExecResult("failed", f"program is {type(program).__name__}, not str")
-        with lock:
-            slot = slots.pop()
         try:
-            return _execute(program, parsed, config, plan, slot, stop_on_failure)
-        finally:
-            with lock:
-                slots.append(slot)
+            with _slot() as slot:
+                return _execute(program, parsed, config, plan, slot, stop_on_failure)[0]
+        except (OSError, RuntimeError) as exc:
+            return ExecResult("error", f"no sandbox slot: {exc}", isolation=plan.describe(0, _limits(config)))
 
     with ThreadPoolExecutor(config.workers, thread_name_prefix="sandbox") as pool:
         return list(pool.map(one, programs, tests))

@@ -91,10 +91,15 @@ def _attacks(host: dict) -> dict[str, tuple[str, str, set[str]]]:
             "",
             {"timeout"},
         ),
-        "escaping_grandchild": (
-            "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(60)\n",
+        "lingering_grandchild": (
+            "import os, time\nif os.fork() == 0:\n    if os.fork() == 0:\n        time.sleep(60)\n    os._exit(0)\n",
             "assert True",
             {"passed"},
+        ),
+        "escaping_grandchild": (  # setsid is denied; the attack fails before it can leave the process group
+            "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(60)\n",
+            "assert True",
+            {"passed", "failed"},
         ),
         "memory_bomb": ("blocks = []\nwhile True:\n    blocks.append(bytearray(10**7))\n", "", {"memory"}),
         "disk_fill_one_file": (
@@ -117,8 +122,8 @@ def _attacks(host: dict) -> dict[str, tuple[str, str, set[str]]]:
         "kill_grader": (f"import os, signal\nos.kill({host['pid']}, signal.SIGKILL)\n", "", {"failed"}),
         "kill_everything": ("import os, signal\nos.kill(-1, signal.SIGKILL)\n", "", {"passed", "failed"}),
         "env_secret": (
-            "import os\nprint(dict(os.environ))\n",
-            "assert 'PRIFT_ATTACK_SECRET' not in os.environ",
+            "import os\nprint(dict(os.environ))\ndef environment():\n    return dict(os.environ)\n",
+            "assert 'PRIFT_ATTACK_SECRET' not in environment()",
             {"passed"},
         ),
         "proc_environ_secret": (f"print(open('/proc/{host['pid']}/environ', 'rb').read())\n", "", {"failed"}),
