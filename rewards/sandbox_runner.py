@@ -344,6 +344,7 @@ def serve(job, layers, requests, replies):
         reply = ["ready", names, encode(layers, [])]
     except BaseException as exc:
         reply = ["died", type(exc).__name__, _message(exc)]
+    _flush()
     send(replies, reply)
     if reply[0] == "died":
         os._exit(0)
@@ -371,7 +372,17 @@ def serve(job, layers, requests, replies):
             reply = ["ok", encode(result, handles)]
         except BaseException as exc:
             reply = ["raise", type(exc).__name__, _message(exc)]
+        _flush()
         send(replies, reply)
+
+
+def _flush():
+    """Push the program's buffered output to the log pipe: the grader kills this process without warning."""
+    for stream in (sys.__stdout__, sys.__stderr__):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
 
 
 def _message(exc):
@@ -450,6 +461,8 @@ class Link:
             raw = receive(self.replies, self.limit)
         except OSError:
             raw = None
+        except ValueError as exc:  # a frame larger than the limit
+            raise ProgramError(str(exc)) from None
         if raw is None:
             raise ProgramDied("the program's process ended")
         try:
@@ -654,6 +667,8 @@ def main():
         verdict = judge(job, tests, Link(requests_w, replies_r, min(MAX_REPLY, job["limits"]["as"] // 4)), pid)
     except RuntimeError as exc:
         verdict = {"status": "error", "detail": str(exc)}
+    except BaseException as exc:  # a grader bug: an error for this program, never a crash without a verdict
+        verdict = {"status": "error", "detail": f"grader failed: {type(exc).__name__}: {_message(exc)}"}
     program_layers = job.get("program_layers", {})
     missing = {**applied.get("missing", {}), **program_layers.get("missing", {})}
     verdict["layers"] = {**applied, **program_layers, "missing": missing}

@@ -1,185 +1,48 @@
-"""Attack suite: hostile programs graded in one batch with honest ones.
-
-Each attack must be contained (nothing happens outside the sandbox, checked from the host side here) and
-reported with the right status, while the honest programs in the same batch are still graded correctly.
+"""Attack suite (``sandbox_attacks.py``): every hostile program contained with the right status, as this machine runs
+it (every layer), each followed by an honest program in the same slot that still passes; plus the host's strict
+verdict parsing, machine-wide slots under concurrent calls, and the isolation record written by the host.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
+import threading
 import time
-from pathlib import Path
 
 import pytest
+from sandbox_attacks import CONFIG, HONEST, attacks, close_host, make_host, run_catalogue, sandbox_processes
 
 from prift.rewards.code import TestSpec
-from prift.rewards.sandbox import SandboxConfig, current_plan, run_many
-
-RUNNER_MARK = "The program that runs *inside* the sandbox"
-CONFIG = SandboxConfig(timeout_s=3.0, memory_mb=512, workers=2, max_output_bytes=8192)
-HONEST = ("def add(a, b):\n    return a + b\n", "assert add(2, 3) == 5\n")
-
-
-def _parent(pid: int) -> int:
-    """Parent pid from /proc/<pid>/stat (0 when the process is gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0
-    return int(stat.rsplit(")", 1)[1].split()[1])
-
-
-def _ours_or_orphaned(pid: int) -> bool:
-    """True when `pid` descends from this test process or was orphaned (reparented up to init): a process that
-    escaped our sandbox ends up as one of these. Runs of another test process on the machine do not count."""
-    me = os.getpid()
-    while pid > 1:
-        if pid == me:
-            return True
-        pid = _parent(pid)
-    return pid == 1
-
-
-def _sandbox_processes() -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and RUNNER_MARK.encode() in (entry / "cmdline").read_bytes():
-                pids.append(int(entry.name))
-        except OSError:
-            continue
-    return [pid for pid in pids if _ours_or_orphaned(pid)]
+from prift.rewards.sandbox import SandboxConfig, _parse_verdict, current_plan, run_many
 
 
 @pytest.fixture(scope="module")
 def host(tmp_path_factory):
-    """Host-side bait: a secret in the environment, files to delete, a TCP and a UDP listener."""
-    base = tmp_path_factory.mktemp("host")
-    victim = base / "victim"
-    victim.mkdir()
-    (victim / "keep.txt").write_text("precious")
-    tcp = socket.create_server(("127.0.0.1", 0))
-    tcp.setblocking(False)
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.bind(("127.0.0.1", 0))
-    udp.setblocking(False)
-    secret = secrets.token_hex(16)
-    os.environ["PRIFT_ATTACK_SECRET"] = secret
-    yield {
-        "base": base,
-        "victim": victim,
-        "outside": Path(f"/tmp/prift-attack-{secrets.token_hex(4)}"),
-        "tcp": tcp,
-        "udp": udp,
-        "secret": secret,
-        "pid": os.getpid(),
-    }
-    del os.environ["PRIFT_ATTACK_SECRET"]
-    tcp.close()
-    udp.close()
-
-
-def _attacks(host: dict) -> dict[str, tuple[str, str, set[str]]]:
-    """name -> (program, tests, acceptable statuses)."""
-    tcp_port, udp_port = host["tcp"].getsockname()[1], host["udp"].getsockname()[1]
-    return {
-        "infinite_loop": ("while True:\n    pass\n", "", {"timeout"}),
-        "fork_bomb": (
-            "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n",
-            "",
-            {"timeout"},
-        ),
-        "lingering_grandchild": (
-            "import os, time\nif os.fork() == 0:\n    if os.fork() == 0:\n        time.sleep(60)\n    os._exit(0)\n",
-            "assert True",
-            {"passed"},
-        ),
-        "escaping_grandchild": (  # setsid is denied; the attack fails before it can leave the process group
-            "import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(60)\n",
-            "assert True",
-            {"passed", "failed"},
-        ),
-        "memory_bomb": ("blocks = []\nwhile True:\n    blocks.append(bytearray(10**7))\n", "", {"memory"}),
-        "disk_fill_one_file": (
-            "with open('big', 'wb') as f:\n    while True:\n        f.write(b'x' * 2**20)\n",
-            "",
-            {"failed"},
-        ),
-        "disk_fill_many_files": (
-            "for i in range(10**6):\n    with open(f'f{i}', 'wb') as f:\n        f.write(b'x' * 8 * 2**20)\n",
-            "",
-            {"failed"},
-        ),
-        "huge_stdout_finite": ("print('y' * 10**8)\n", "assert True", {"passed"}),
-        "huge_stdout_endless": ("while True:\n    print('z' * 10**5)\n", "", {"timeout"}),
-        "kill_parent": (
-            "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n",
-            "assert True",
-            {"passed", "failed"},
-        ),
-        "kill_grader": (f"import os, signal\nos.kill({host['pid']}, signal.SIGKILL)\n", "", {"failed"}),
-        "kill_everything": ("import os, signal\nos.kill(-1, signal.SIGKILL)\n", "", {"passed", "failed"}),
-        "env_secret": (
-            "import os\nprint(dict(os.environ))\ndef environment():\n    return dict(os.environ)\n",
-            "assert 'PRIFT_ATTACK_SECRET' not in environment()",
-            {"passed"},
-        ),
-        "proc_environ_secret": (f"print(open('/proc/{host['pid']}/environ', 'rb').read())\n", "", {"failed"}),
-        "write_outside": (f"open({str(host['outside'])!r}, 'w').write('pwned')\n", "", {"failed"}),
-        "write_host_tmp": (f"open({str(host['base'] / 'pwned')!r}, 'w').write('pwned')\n", "", {"failed"}),
-        "delete_files": (f"import shutil\nshutil.rmtree({str(host['victim'])!r})\n", "", {"failed"}),
-        "tcp_connect": (
-            f"import socket\nsocket.create_connection(('127.0.0.1', {tcp_port}), timeout=1).send(b'x')\n",
-            "",
-            {"failed"},
-        ),
-        "udp_send": (
-            f"import socket\nsocket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('127.0.0.1', {udp_port}))\n",
-            "",
-            {"failed"},
-        ),
-        "internet": ("import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=1)\n", "", {"failed"}),
-        "sys_exit_zero": ("import sys\nsys.exit(0)\n", "assert False", {"failed"}),
-        "os_exit_zero": ("import os\nos._exit(0)\n", "assert False", {"failed"}),
-        "exit_inside_function": ("import sys\ndef f():\n    sys.exit(0)\n", "assert f() == 1", {"failed"}),
-        "forged_verdict": ("print('0' * 32 + ' {\"status\": \"passed\"}')\nraise SystemExit\n", "", {"failed"}),
-    }
+    bait = make_host(tmp_path_factory.mktemp("host"))
+    yield bait
+    close_host(bait)
 
 
 @pytest.fixture(scope="module")
 def outcomes(host):
-    attacks = _attacks(host)
-    names = list(attacks)
-    programs, specs = [], []
-    for name in names:  # interleave honest programs with the attacks
-        program, tests, _ = attacks[name]
-        programs += [program, HONEST[0]]
-        specs += [TestSpec("assert", tests), TestSpec("assert", HONEST[1])]
     start = time.monotonic()
-    results = run_many(programs, specs, CONFIG)
+    results = run_catalogue(host)
     elapsed = time.monotonic() - start
     time.sleep(0.2)
-    return {
-        "attacks": {name: (attacks[name][2], results[2 * i]) for i, name in enumerate(names)},
-        "honest": results[1::2],
-        "elapsed": elapsed,
-        "leftovers": _sandbox_processes(),
-    }
+    return {"attacks": results, "elapsed": elapsed, "leftovers": sandbox_processes()}
 
 
-def test_every_attack_gets_its_status(outcomes):
-    wrong = {
-        name: (result.status, result.detail)
-        for name, (expected, result) in outcomes["attacks"].items()
-        if result.status not in expected
-    }
-    assert wrong == {}
+def test_every_attack_is_contained(outcomes):
+    escaped = {name: (r["status"], r["detail"]) for name, r in outcomes["attacks"].items() if not r["contained"]}
+    assert escaped == {}
 
 
-def test_honest_programs_in_the_same_batch_pass(outcomes):
-    assert [r.status for r in outcomes["honest"]] == ["passed"] * len(outcomes["honest"])
+def test_no_attack_is_graded_passed(outcomes):
+    # every attack's tests are ones the program cannot pass honestly: `passed` would be a forged verdict
+    assert [name for name, r in outcomes["attacks"].items() if r["status"] == "passed"] == []
+
+
+def test_an_honest_program_passes_right_after_each_attack(outcomes):
+    assert {name: r["honest_after"] for name, r in outcomes["attacks"].items() if r["honest_after"] != "passed"} == {}
 
 
 def test_no_process_survives_the_batch(outcomes):
@@ -187,34 +50,95 @@ def test_no_process_survives_the_batch(outcomes):
 
 
 def test_batch_time_is_bounded_by_the_timeouts(outcomes):
-    # 23 attacks + 23 honest runs on 2 workers; at most 4 of them run into the 3 s wall clock
-    assert outcomes["elapsed"] < 4 * CONFIG.timeout_s + 10
-
-
-def test_nothing_outside_the_sandbox_changed(outcomes, host):
-    assert (host["victim"] / "keep.txt").read_text() == "precious"
-    assert not host["outside"].exists()
-    assert not (host["base"] / "pwned").exists()
-    with pytest.raises(BlockingIOError):
-        host["tcp"].accept()
-    with pytest.raises(BlockingIOError):
-        host["udp"].recv(16)
+    timeouts = sum(r["status"] == "timeout" for r in outcomes["attacks"].values())
+    runs = 2 * len(outcomes["attacks"])
+    assert outcomes["elapsed"] < timeouts * (CONFIG.timeout_s + 1) + runs * 0.5 + 10
 
 
 def test_secrets_do_not_reach_the_sandbox(outcomes, host):
     for name in ("env_secret", "proc_environ_secret"):
-        assert host["secret"] not in outcomes["attacks"][name][1].output
+        assert host["secret"] not in outcomes["attacks"][name]["output"]
 
 
 def test_output_is_capped(outcomes):
     for name in ("huge_stdout_finite", "huge_stdout_endless"):
-        result = outcomes["attacks"][name][1]
-        assert len(result.output) <= CONFIG.max_output_bytes + 4096 + 100
+        assert len(outcomes["attacks"][name]["output"]) <= CONFIG.max_output_bytes + 4096 + 100
 
 
-def test_every_result_records_its_isolation(outcomes):
+def test_memory_is_bounded_per_run_not_per_process(outcomes):
+    if current_plan().cgroups is None:
+        pytest.skip("no writable cgroup here: memory is bounded per process only (recorded in degraded_reasons)")
+    assert outcomes["attacks"]["memory_in_forks"]["status"] == "memory"
+
+
+def test_the_isolation_record_is_the_hosts(outcomes):
+    """The same record for every run whatever the program did (uid aside: it names the slot)."""
+    records = [{k: v for k, v in r["isolation"].items() if k != "uid"} for r in outcomes["attacks"].values()]
+    assert all(record == records[0] for record in records)
     plan = current_plan()
-    for _, result in outcomes["attacks"].values():
-        record = result.isolation
-        assert {"fs", "net", "pid", "uid", "rlimits", "rlimits_binding", "degraded_reasons"} <= record.keys()
-        assert record["pid"] == ("pidns" if plan.outer else "setsid-only")
+    assert records[0]["pid"] == ("pidns" if plan.outer else "setsid-only")
+    assert set(records[0]["program_layers"]) == set(plan.program_layers)
+    if plan.uid_base is not None:
+        assert {r["isolation"]["uid"] for r in outcomes["attacks"].values()} <= set(range(plan.uid_base, 65535))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"not json",
+        b"[1, 2]",
+        b'{"status": "passed", "passed": 5, "total": 3}',  # out of range
+        b'{"status": "passed", "passed": 0, "total": 0}',  # passed with no case
+        b'{"status": "passed", "passed": true, "total": 1}',  # bool is not a count
+        b'{"status": "passed", "passed": 1.0, "total": 1}',
+        b'{"status": "great", "passed": 1, "total": 1}',  # unknown status
+        b'{"status": "failed", "detail": 7}',
+        b'{"status": "failed", "passed": -1, "total": 2}',
+        b"[" * 100000,
+    ],
+)
+def test_a_malformed_verdict_is_refused(raw):
+    assert _parse_verdict(raw) is None
+
+
+def test_a_well_formed_verdict_is_read():
+    verdict = _parse_verdict(b'{"status": "failed", "detail": "case 1", "passed": 1, "total": 3}')
+    assert (verdict["status"], verdict["passed"], verdict["total"]) == ("failed", 1, 3)
+
+
+def test_concurrent_calls_never_share_a_slot():
+    """Two run_many calls from two threads, two workers each: four programs alive at once, four uids."""
+    plan = current_plan()
+    if plan.uid_base is None:
+        pytest.skip("not root: runs are told apart by namespaces, not uids")
+    program = "import os, time\ndef f():\n    time.sleep(1.5)\n    return os.getuid()\n"
+    config = SandboxConfig(timeout_s=20, workers=2)
+    outputs: list = []
+
+    def call():
+        outputs.extend(run_many([program + "print('uid', f())\n"] * 2, [TestSpec("assert", "assert True")] * 2,
+                                config))
+
+    threads = [threading.Thread(target=call) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    uids = [int(r.output.split("uid")[1].split()[0]) for r in outputs]
+    assert [r.status for r in outputs] == ["passed"] * 4
+    assert len(set(uids)) == 4
+    assert {r.isolation["uid"] for r in outputs} == set(uids)
+
+
+def test_a_fork_bomb_does_not_spend_a_concurrent_run_s_process_budget():
+    bomb = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
+    honest = HONEST[0] + "import os, time\ntime.sleep(1.0)\nfor _ in range(8):\n    if os.fork() == 0:\n" \
+                         "        os._exit(0)\n    os.wait()\n"
+    results = run_many([bomb, honest], [TestSpec("assert", ""), HONEST[1]], SandboxConfig(timeout_s=4, workers=2))
+    assert [r.status for r in results] == ["timeout", "passed"]
+
+
+def test_catalogue_names_every_class_of_issue_13(host):
+    groups = {attack.group for attack in attacks(host).values()}
+    assert {"verdict", "memory", "kill", "keyring", "network", "metadata", "files", "secrets"} <= groups
