@@ -57,8 +57,10 @@ def _code(benchmark, problems: Sequence[Problem], completions: Sequence[str], se
 
 
 def isolation_summary(isolation: dict) -> dict:
-    """The sandbox layers a run had (filesystem, network, pid namespace, uid); see ``prift.rewards.isolation``."""
-    return {k: isolation.get(k) for k in ("fs", "net", "pid", "uid", "degraded_reasons") if k in isolation}
+    """The sandbox layers a run had (filesystem, network, pid namespace, uid, cgroup, program-side layers, how it is
+    killed); see ``prift.rewards.isolation``."""
+    keys = ("fs", "net", "pid", "uid", "cgroup", "program_layers", "kill", "degraded_reasons")
+    return {k: isolation.get(k) for k in keys if k in isolation}
 
 
 def _grade(benchmark: Benchmark, problems: Sequence[Problem], completions: Sequence[str],

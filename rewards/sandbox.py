@@ -162,11 +162,23 @@ def _job(program: str, spec: TestSpec, config: SandboxConfig, plan: Plan, workdi
         "tmpfs_mb": config.disk_mb if plan.outer else None,
         "drop_to": plan.drop_to(slot),
         "limits": _limits(config),
-        "nproc": config.max_processes if plan.drop_to(slot) or plan.userns else None,
+        "nproc": config.max_processes + (0 if plan.drop_to(slot) or plan.userns else _processes_of(os.getuid())),
         "landlock_read": [*SYSTEM_READ_PATHS],
         "skip": list(plan.disabled),
+        "protect": [] if plan.outer else [os.getpid()],  # same pid namespace: seccomp also guards this host process
         "required": list(plan.program_layers),  # empty only in the probe run, which finds them
     }
+
+
+def _processes_of(uid: int) -> int:
+    """Processes of ``uid`` now: without a uid or user namespace of its own, a run's RLIMIT_NPROC counts them too."""
+    count = 0
+    for entry in os.scandir("/proc"):
+        try:
+            count += entry.name.isdigit() and entry.stat().st_uid == uid
+        except OSError:
+            continue
+    return count
 
 
 def _limits(config: SandboxConfig) -> dict:
@@ -280,6 +292,29 @@ def _kill_run(proc: subprocess.Popen, cgroup: RunCgroup | None) -> None:
     proc.wait()
     if cgroup is not None:
         cgroup.kill()
+        return
+    deadline = time.monotonic() + 5.0
+    while _group_alive(proc.pid) and time.monotonic() < deadline:  # members die after their leader is reaped
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        time.sleep(0.005)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` is still running (zombies waiting for init to reap them do not count)."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
+    return False
 
 
 def _feed(proc: subprocess.Popen, payload: bytes) -> None:
@@ -308,6 +343,12 @@ def current_plan(disable: tuple[str, ...] = ()) -> Plan:
             missing = layers.get("missing", {})
             applied = tuple(name for name in PROGRAM_LAYERS if name in layers)
             reasons = [*plan.degraded_reasons, *(f"{name}: {why}" for name, why in missing.items())]
+            if not candidate.outer and candidate.cgroups is None and "seccomp" not in applied:
+                reasons.append("kill: without a PID namespace, a cgroup or seccomp (which denies setsid), a program "
+                               "that calls setsid can outlive its run")
+            if not candidate.outer and "landlock" not in applied:
+                reasons.append("signals: without a PID namespace or Landlock scoping, a program can signal every "
+                               "process of this user but the grader and this one")
             return dataclasses.replace(candidate, program_layers=applied, degraded_reasons=tuple(reasons))
         tried.append(f"{interpreter}: {result.status} {result.detail} {result.output[-300:]}")
     raise RuntimeError("no Python interpreter works inside the sandbox: " + "; ".join(tried))

@@ -182,8 +182,7 @@ def confine_run(job, applied):
 
 def confine_program(job, applied, grader_pid):
     """Layers of the program's process only, applied in the forked child before any program code runs."""
-    if job["nproc"] is not None:
-        resource.setrlimit(resource.RLIMIT_NPROC, (job["nproc"], job["nproc"]))
+    resource.setrlimit(resource.RLIMIT_NPROC, (job["nproc"], job["nproc"]))
     if job["drop_to"]:
         _layer(job, applied, "uid", lambda: drop_privileges(*job["drop_to"]) or os.getuid())
     elif os.getuid() == 0:  # root inside a user namespace: keep the uid, lose every capability
@@ -191,7 +190,7 @@ def confine_program(job, applied, grader_pid):
     _layer(job, applied, "keyring", lambda: fresh_session_keyring() and "fresh session keyring")
     paths = [*job["landlock_read"], sys.prefix, sys.base_prefix, sys.exec_prefix, *sys.path]
     _layer(job, applied, "landlock", lambda: landlock(paths, [job["workdir"], os.devnull]))
-    _layer(job, applied, "seccomp", lambda: seccomp_install((grader_pid,)))  # noqa: F821 (glued in front)
+    _layer(job, applied, "seccomp", lambda: seccomp_install((grader_pid, *job["protect"])))  # noqa: F821 (glued in front)
 
 
 # ---- data on the wire ---------------------------------------------------------------------------------------------

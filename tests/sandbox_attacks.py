@@ -106,8 +106,10 @@ def _metadata_unchanged(host: dict) -> bool:
 
 
 def _files_intact(host: dict) -> bool:
+    keep = host["victim"] / "keep.txt"
     return (
-        (host["victim"] / "keep.txt").read_text() == "precious"
+        keep.exists()
+        and keep.read_text() == "precious"
         and not host["outside"].exists()
         and not (host["base"] / "pwned").exists()
     )
