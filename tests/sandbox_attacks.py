@@ -135,7 +135,7 @@ def attacks(host: dict) -> dict[str, Attack]:
         ),
         "memory_in_forks": Attack(  # each process stays under memory_mb; together they do not
             "import os\ndef f():\n    pids = []\n    for _ in range(4):\n        pid = os.fork()\n"
-            "        if pid == 0:\n            b = bytearray(300 * 2**20)\n            b[::4096] = b'x' * len(b[::4096])\n"
+            "        if pid == 0:\n            b = bytearray(400 * 2**20)\n            b[::4096] = b'x' * len(b[::4096])\n"
             "            os._exit(0)\n        pids.append(pid)\n"
             "    return sum(os.waitpid(p, 0)[1] == 0 for p in pids)\n",
             _assert("assert f() == 4"),
