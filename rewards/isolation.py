@@ -50,6 +50,7 @@ class Plan:
     caps_bind_rlimits: bool  # False when this process could raise rlimits again (holds CAP_SYS_RESOURCE)
     cgroups: CgroupSupport | None = None
     interpreter: str = ""
+    runner_code: bytes = b""  # the runner compiled and marshalled by ``interpreter`` (see sandbox.BOOTSTRAP)
     program_layers: tuple[str, ...] = ()  # confirmed by the probe run; every later run requires them
     disabled: tuple[str, ...] = ()
     degraded_reasons: tuple[str, ...] = field(default=())

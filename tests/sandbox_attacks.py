@@ -210,8 +210,17 @@ def attacks(host: dict) -> dict[str, Attack]:
         ),
         "forged_verdict_every_fd": Attack(
             f"import os, struct\nfor fd in range(3, 256):\n    for data in ({FORGED!r}.encode(), "
-            "struct.pack('>I', 2) + b'{}', b'\\xff' * 64):\n        try:\n            os.write(fd, data)\n"
+            "struct.pack('>I', 3) + b'J{}', struct.pack('>I', 9) + b'M' + b'[' * 8, b'\\xff' * 64):\n"
+            "        try:\n            os.write(fd, data)\n"
             "        except OSError:\n            pass\ndef f():\n    return 0\n",
+            _assert("assert f() == 1"),
+            failed,
+            group="verdict",
+        ),
+        "marshal_bomb_reply": Attack(  # a frame that asks marshal for a list of 1.5e9 items, on every fd
+            "import os, struct\nbomb = b'M' + b'[' * 64\nfor fd in range(3, 256):\n    try:\n"
+            "        os.write(fd, struct.pack('>I', len(bomb)) + bomb)\n    except OSError:\n        pass\n"
+            "def f():\n    return 0\n",
             _assert("assert f() == 1"),
             failed,
             group="verdict",

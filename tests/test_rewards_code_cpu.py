@@ -114,3 +114,10 @@ def test_per_case_and_per_call_timeouts_end_the_run_as_timeout_with_the_cases_be
                        stop_on_failure=False)
     assert [(r.status, r.passed, r.total) for r in results] == [("timeout", 1, 3), ("timeout", 2, 4)]
     assert all(r.wall_s < 3 for r in results)
+
+
+def test_per_program_wall_clocks_replace_the_config_s():
+    program = "import time\ntime.sleep(1.5)\ndef f():\n    return 1\n"
+    results = run_many([program, program], [TestSpec("assert", "assert f() == 1")] * 2,
+                       SandboxConfig(timeout_s=0.8, workers=2), timeouts_s=[5.0, 0.8])
+    assert [r.status for r in results] == ["passed", "timeout"]

@@ -83,27 +83,30 @@ def test_the_isolation_record_is_the_hosts(outcomes):
 
 
 @pytest.mark.parametrize(
-    "raw",
+    "verdict",
     [
-        b"",
-        b"not json",
-        b"[1, 2]",
-        b'{"status": "passed", "passed": 5, "total": 3}',  # out of range
-        b'{"status": "passed", "passed": 0, "total": 0}',  # passed with no case
-        b'{"status": "passed", "passed": true, "total": 1}',  # bool is not a count
-        b'{"status": "passed", "passed": 1.0, "total": 1}',
-        b'{"status": "great", "passed": 1, "total": 1}',  # unknown status
-        b'{"status": "failed", "detail": 7}',
-        b'{"status": "failed", "passed": -1, "total": 2}',
-        b"[" * 100000,
+        [1, 2],
+        {"status": "passed", "passed": 5, "total": 3},  # out of range
+        {"status": "passed", "passed": 0, "total": 0},  # passed with no case
+        {"status": "passed", "passed": True, "total": 1},  # bool is not a count
+        {"status": "passed", "passed": 1.0, "total": 1},
+        {"status": "great", "passed": 1, "total": 1},  # unknown status
+        {"status": "failed", "detail": 7},
+        {"status": "failed", "passed": -1, "total": 2},
     ],
 )
-def test_a_malformed_verdict_is_refused(raw):
+def test_a_malformed_verdict_is_refused(verdict):
+    assert _parse_verdict(repr(verdict).encode()) is None
+
+
+@pytest.mark.parametrize("raw", [b"", b"not a literal", b"[" * 100000, b"{'status': 'passed'} " * 5000,
+                                 b"__import__('os').system('true')"])
+def test_bytes_that_are_no_verdict_are_refused(raw):
     assert _parse_verdict(raw) is None
 
 
 def test_a_well_formed_verdict_is_read():
-    verdict = _parse_verdict(b'{"status": "failed", "detail": "case 1", "passed": 1, "total": 3}')
+    verdict = _parse_verdict(repr({"status": "failed", "detail": "case 1", "passed": 1, "total": 3}).encode())
     assert (verdict["status"], verdict["passed"], verdict["total"]) == ("failed", 1, 3)
 
 
