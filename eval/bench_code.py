@@ -1,4 +1,5 @@
-"""Code benchmarks: HumanEval (164), MBPP (test 500), MBPP-sanitized (test 257), MBPP+ v0.1.0 (399), LiveCodeBench.
+"""Code benchmarks: HumanEval (164), MBPP (test 500), MBPP-sanitized (test 257); LiveCodeBench
+is in :mod:`.bench_lcb`.
 
 Every program runs only in the sandbox (``prift.rewards.sandbox.run_many``); a problem is solved when all its
 tests pass (pass@1 per sample, as in Chen et al. 2021 / evalplus / LiveCodeBench).
@@ -9,27 +10,16 @@ tests pass (pass@1 per sample, as in Chen et al. 2021 / evalplus / LiveCodeBench
 - MBPP: test split = task ids 11-510; tests = ``test_setup_code`` + the 3 asserts of ``test_list``. Base prompt =
   the original paper's / lm-evaluation-harness layout, 3 shots (tasks 2, 3, 4), ``[BEGIN]``...``[DONE]``.
 - MBPP-sanitized: task ids 11-510 of sanitized-mbpp.json; tests = ``test_imports`` + ``test_list``.
-- MBPP+ (evalplus schema, v0.1.0 in the shared data): the candidate must match the canonical solution's output on
-  every base and plus input (floats within ``atol``, or 1e-6 when ``atol`` is 0; objects without value equality,
-  such as ``re.Match``, by type and repr); inputs are deep-copied per call. Inputs stay as JSON decodes them (lists
-  where evalplus converts some tasks' inputs to tuples), so where the reference raises on an input the candidate
-  must raise the same exception type. Treat MBPP+ v0.1.0 as a secondary metric (see its SOURCE.md).
-- LiveCodeBench (code_generation_lite): tests = public + private cases (private = base64 -> zlib -> pickle ->
-  JSON); stdin/stdout for AtCoder/Codeforces rows, functional (``Solution().fn``) when ``metadata.func_name``
-  is set. Settings ``start_date``/``end_date`` (ISO, inclusive) select the contest-date window.
+- HumanEval+ and MBPP+ (evalplus's protocol, base and plus verdicts) are in :mod:`.bench_evalplus`.
 """
 
 from __future__ import annotations
 
-import base64
-import json
-import pickle
 import re
-import zlib
 from pathlib import Path
 
 from prift.eval.benchmarks import BENCHMARKS, Benchmark, Problem, read_json_array, read_jsonl
-from prift.rewards.code import TestSpec, extract_code, humaneval_tests, parse_tests
+from prift.rewards.code import TestSpec, extract_code, humaneval_tests
 
 EVALPLUS_INSTRUCTION = ("Please provide a self-contained Python script that solves the following problem in a "
                         "markdown code block:")
@@ -145,107 +135,3 @@ class MBPPSanitized(MBPPBase):
 
     def tests_of(self, row: dict) -> str:
         return "\n".join(row["test_imports"]) + "\n" + "\n".join(row["test_list"])
-
-
-MBPP_PLUS_HARNESS = """
-import copy as _copy, json as _json, math as _math
-_ref_ns = {{}}
-exec({canonical!r}, _ref_ns)
-_ATOL = {atol!r}
-
-def _close(got, exp):
-    if isinstance(exp, float) or isinstance(got, float):
-        if isinstance(got, (int, float)) and isinstance(exp, (int, float)):
-            return got == exp or _math.isclose(got, exp, rel_tol=1e-07, abs_tol=_ATOL or 1e-06)
-    if isinstance(exp, (list, tuple)) and isinstance(got, (list, tuple)) and len(got) == len(exp):
-        return type(got) is type(exp) and all(_close(g, e) for g, e in zip(got, exp))
-    if type(exp).__eq__ is object.__eq__:  # no value equality (re.Match): same type and repr
-        return type(got) is type(exp) and repr(got) == repr(exp)
-    return got == exp
-
-def _run(fn, args):
-    try:
-        return fn(*_copy.deepcopy(args)), None
-    except Exception as exc:
-        return None, type(exc)
-
-for _args in _json.loads({inputs!r}):
-    _expected, _expected_exc = _run(_ref_ns[{entry!r}], _args)
-    _got, _got_exc = _run({entry}, _args)
-    assert _got_exc is _expected_exc, f"raised {{_got_exc}} (reference: {{_expected_exc}}) for input {{_args!r:.200}}"
-    assert _close(_got, _expected), f"wrong output for input {{_args!r:.200}}"
-"""
-
-
-@BENCHMARKS.register("mbpp_plus")
-class MBPPPlus(CodeBenchmark):
-    name, split, rows = "mbpp_plus", "test", 399
-    files = ("mbpp/MbppPlus-v0.1.0.json",)
-    hub = ("evalplus/mbppplus", None, "test")
-
-    def read_local(self, root: Path) -> list[dict]:
-        return read_json_array(root / self.files[0])
-
-    def to_problem(self, row: dict, index: int) -> Problem:
-        entry = row["entry_point"] if "entry_point" in row else None
-        if "base_input" in row:  # the evalplus release schema: compare with the canonical solution's outputs
-            inputs = list(row["base_input"]) + list(row.get("plus_input") or [])
-            tests = MBPP_PLUS_HARNESS.format(canonical=row["canonical_solution"], atol=float(row.get("atol") or 0),
-                                             inputs=json.dumps(inputs), entry=entry)
-            reference = row["canonical_solution"]
-        else:  # the hub dataset: a self-contained `test` string
-            tests, reference = row["test"], row["code"]
-        return Problem(str(row["task_id"]), row["prompt"], TestSpec("assert", tests), {"reference": reference})
-
-
-LCB_SYSTEM = ("You are an expert Python programmer. You will be given a question (problem specification) and will "
-              "generate a correct Python program that matches the specification and passes all tests.")
-LCB_STDIN = ("### Format: Read the inputs from stdin solve the problem and write the answer to stdout (do not directly "
-             "test on the sample inputs). Enclose your code within delimiters as follows. Ensure that when the python "
-             "program runs, it reads the inputs, runs the algorithm and writes output to STDOUT.\n```python\n"
-             "# YOUR CODE HERE\n```\n\n")
-LCB_STARTER = ("### Format: You will use the following starter code to write the solution to the problem and enclose "
-               "your code within delimiters.\n```python\n{starter}\n```\n\n")
-
-
-def lcb_cases(row: dict) -> list[dict]:
-    """Public plus private test cases; private ones are base64(zlib(pickle(JSON string))) as LiveCodeBench ships."""
-    private = row["private_test_cases"]
-    if isinstance(private, str) and not private.lstrip().startswith("["):
-        private = pickle.loads(zlib.decompress(base64.b64decode(private)))  # noqa: S301 - the benchmark's format
-    return json.loads(row["public_test_cases"]) + json.loads(private)
-
-
-@BENCHMARKS.register("livecodebench")
-class LiveCodeBench(CodeBenchmark):
-    name, split, rows = "livecodebench", "test", 8  # the shared data hold an 8-problem release_v6 sample
-    files = ("livecodebench/release_v6-easy8.jsonl",)
-    hub = ("livecodebench/code_generation_lite", "release_v6", "test")
-
-    @classmethod
-    def settings_defaults(cls) -> dict:
-        return {"start_date": None, "end_date": None}
-
-    def read_local(self, root: Path) -> list[dict]:
-        return read_jsonl(root / self.files[0])
-
-    def keep(self, row: dict) -> bool:
-        date = str(row.get("contest_date", ""))[:10]
-        start, end = self.settings["start_date"], self.settings["end_date"]
-        return (not start or date >= str(start)) and (not end or date <= str(end))
-
-    def to_problem(self, row: dict, index: int) -> Problem:
-        cases = lcb_cases(row)
-        fn_name = json.loads(row.get("metadata") or "{}").get("func_name")
-        inputs, outputs = [c["input"] for c in cases], [c["output"] for c in cases]
-        spec = parse_tests({"inputs": inputs, "outputs": outputs, **({"fn_name": fn_name} if fn_name else {})})
-        question = f"### Question:\n{row['question_content']}\n\n"
-        starter = row.get("starter_code") or ""
-        fmt = LCB_STARTER.format(starter=starter) if starter else LCB_STDIN
-        return Problem(row["question_id"], question, spec,
-                       {"format": fmt, "contest_date": row.get("contest_date"), "platform": row.get("platform")})
-
-    def instruction(self, problem: Problem) -> str:
-        return f"{LCB_SYSTEM}\n\n{problem.question}{problem.meta['format']}### Answer: (use the provided format with backticks)\n\n"
-
-    base_prompt = instruction

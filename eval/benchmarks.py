@@ -32,7 +32,9 @@ from prift.models.paths import data_root
 from prift.models.provenance import sha256_file
 
 BENCHMARKS: Registry[type[Benchmark]] = Registry(
-    "benchmark", builtins=("prift.eval.bench_math", "prift.eval.bench_code", "prift.eval.bench_medical"))
+    "benchmark",
+    builtins=("prift.eval.bench_math", "prift.eval.bench_code", "prift.eval.bench_lcb", "prift.eval.bench_evalplus",
+              "prift.eval.bench_medical"))
 TASKS = ("math", "choice", "code")
 
 
@@ -153,6 +155,10 @@ class Benchmark:
     def subset(self, problem: Problem) -> str | None:
         """Subset name for per-subset metrics (MMLU subjects), else None."""
         return None
+
+    def sandbox_limits(self, problem: Problem) -> dict:
+        """Per-problem sandbox limits where the official harness sets them (``{"timeout_s": ...}``), else {}."""
+        return {}
 
 
 LOCAL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # NAME of a NAME=PATH item: it names files and folders

@@ -66,10 +66,24 @@ class EvalConfig:
         default=None,
         metadata={"help": "Problems generated, graded and written per step (the resume granularity); default "
                           "batch_size // n for hf, 256 for vllm."})
+    lcb_release: str | None = field(
+        default=None,
+        metadata={"help": "LiveCodeBench release, as lcb_runner's --release_version: release_v1 .. release_v6, "
+                          "release_latest (test.jsonl .. test6.jsonl), v1 .. v6 (one file), vM_vN. Default: "
+                          "release_latest when --lcb_data_path is given, else the 8-problem sample of the shared data."})
+    lcb_data_path: str | None = field(
+        default=None,
+        metadata={"help": "LiveCodeBench: folder holding test.jsonl .. test6.jsonl of the hub dataset "
+                          "livecodebench/code_generation_lite (default <data_dir>/livecodebench/code_generation_lite), "
+                          "or one such jsonl file."})
     lcb_start_date: str | None = field(
         default=None, metadata={"help": "LiveCodeBench: first contest date (YYYY-MM-DD, inclusive)."})
     lcb_end_date: str | None = field(
-        default=None, metadata={"help": "LiveCodeBench: last contest date (YYYY-MM-DD, inclusive)."})
+        default=None, metadata={"help": "LiveCodeBench: last contest date (YYYY-MM-DD; contests up to its midnight, "
+                                        "as lcb_runner compares)."})
+    lcb_timeout: float = field(
+        default=6.0, metadata={"help": "LiveCodeBench: seconds per test (and for compiling the program), lcb_runner's "
+                                       "--timeout. The whole run is still bounded by --sandbox_timeout_s."})
     math_timeout_s: float = field(default=10.0, metadata={"help": "Hard timeout per math-verify comparison."})
     sandbox_timeout_s: float = field(default=10.0, metadata={"help": "Wall-clock limit per program run."})
     sandbox_memory_mb: int = field(default=1024, metadata={"help": "Address-space limit per program run."})
@@ -96,7 +110,10 @@ class EvalConfig:
         from prift.eval.backends import BACKENDS
         from prift.eval.templates import TEMPLATES
 
-        self.benchmark_items()  # validates every item
+        if "livecodebench" in self.benchmark_items():  # validates every item
+            from prift.eval.benchmarks import get_benchmark
+
+            get_benchmark("livecodebench", self.data_dir, **self.benchmark_settings("livecodebench"))  # its lcb_ flags
         for name in self.template_map().values():
             if name != "default" and name not in TEMPLATES:
                 raise ValueError(f"template: unknown template {name!r}; valid: {', '.join(TEMPLATES.names())}")
@@ -146,7 +163,8 @@ class EvalConfig:
 
     def benchmark_settings(self, benchmark: str) -> dict:
         if benchmark == "livecodebench":
-            return {"start_date": self.lcb_start_date, "end_date": self.lcb_end_date}
+            return {"release": self.lcb_release, "data_path": self.lcb_data_path, "start_date": self.lcb_start_date,
+                    "end_date": self.lcb_end_date, "timeout": self.lcb_timeout}
         return {}
 
     def sampling(self, extra_stop: tuple[str, ...] = ()):

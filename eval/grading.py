@@ -51,7 +51,9 @@ def _choice(benchmark: Benchmark, problems: Sequence[Problem], completions: Sequ
 
 def _code(benchmark, problems: Sequence[Problem], completions: Sequence[str], settings: GradingSettings) -> list[Grade]:
     programs = [benchmark.program(p, c) for p, c in zip(problems, completions, strict=True)]
-    results = run_many(programs, [p.gold for p in problems], settings.sandbox)
+    floor = settings.sandbox.timeout_s  # --sandbox_timeout_s; a harness's own per-problem limit may raise it
+    timeouts = [max(floor, benchmark.sandbox_limits(p).get("timeout_s", floor)) for p in problems]
+    results = run_many(programs, [p.gold for p in problems], settings.sandbox, timeouts_s=timeouts)
     return [Grade(SANDBOX_STATUS[r.status], None, r.detail[:500],
                   {"passed": r.passed, "total": r.total, "isolation": isolation_summary(r.isolation)}) for r in results]
 
