@@ -64,24 +64,43 @@ def run_setting(disable: tuple[str, ...]) -> dict:
             "attacks": outcome, "leftovers": leftovers}
 
 
-def setting_command(name: str) -> list[str]:
+def stage_for_nobody(directory: Path) -> Path:
+    """A world-readable copy of what a uid-65534 run imports (prift.rewards, the catalogue, this script): a checkout
+    usually sits where that uid cannot read it (a 0700 clone or home), and prift.rewards needs only the stdlib."""
+    here = Path(__file__).resolve().parent
+    package = directory / "prift"
+    shutil.copytree(here.parent / "rewards", package / "rewards", ignore=shutil.ignore_patterns("__pycache__"))
+    (package / "__init__.py").write_text("")
+    for name in ("sandbox_attacks.py", "sandbox_attack_matrix.py"):
+        shutil.copy(here / name, directory / name)
+    for path in [directory, *directory.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return directory
+
+
+def setting_command(name: str, staged: Path | None = None) -> list[str]:
     as_nobody, _ = SETTINGS[name]
-    command = [sys.executable, str(Path(__file__).resolve()), "--setting", name, "--json"]
-    if as_nobody:
-        setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
-        command = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--", *command]
-    return command
+    if not as_nobody:
+        return [sys.executable, str(Path(__file__).resolve()), "--setting", name, "--json"]
+    python = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else os.path.realpath(sys.executable)
+    setpriv = shutil.which("setpriv") or "/usr/bin/setpriv"
+    return [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--", python,
+            str(staged / "sandbox_attack_matrix.py"), "--setting", name, "--json"]
 
 
 def run_in_subprocess(name: str) -> dict:
-    done = subprocess.run(setting_command(name), capture_output=True, text=True, cwd="/", env=_env(), timeout=900)
+    with tempfile.TemporaryDirectory(prefix="prift-matrix-stage-") as tmp:
+        staged = stage_for_nobody(Path(tmp)) if SETTINGS[name][0] else None
+        env = _env() | ({"PYTHONPATH": str(staged)} if staged else {})
+        done = subprocess.run(setting_command(name, staged), capture_output=True, text=True, cwd="/", env=env,
+                              timeout=900)
     if done.returncode != 0:
         raise RuntimeError(f"setting {name} failed ({done.returncode}): {done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _env() -> dict:
-    keep = ("PATH", "LANG", "PRIFT_DATA_DIR")
+    keep = ("PATH", "LANG", "PRIFT_DATA_DIR", "PYTHONPATH")
     return {k: v for k, v in os.environ.items() if k in keep} | {"HOME": "/tmp", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
