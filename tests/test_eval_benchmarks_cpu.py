@@ -27,6 +27,14 @@ GOLD_ROWS = {"math": 150, "math500": 200}
 OWN_GOLD_TESTS = {"mbpp_plus", "humaneval_plus"}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def private_cache(tmp_path_factory):
+    """evalplus expected outputs are cached under $PRIFT_CACHE_DIR: tests write only under their tmp dirs."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PRIFT_CACHE_DIR", str(tmp_path_factory.mktemp("prift-cache")))
+        yield
+
+
 def test_every_issue_benchmark_is_registered():
     assert set(DOCUMENTED) <= set(benchmark_names())
 
