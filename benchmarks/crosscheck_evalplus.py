@@ -18,8 +18,8 @@ evalplus side: ``evalplus.evaluate.evaluate(dataset, samples=<jsonl of {"task_id
 offline (``HUMANEVAL_OVERRIDE_PATH`` / ``MBPP_OVERRIDE_PATH`` = the temporary data file, ``HOME`` and
 ``XDG_CACHE_HOME`` in a temporary folder: its ground-truth cache goes there, nothing into ``/work/shared``); its
 ``*_eval_results.json`` holds ``base_status`` / ``plus_status`` per sample. prift side: the same programs (fenced, as a
-model would answer) graded through ``prift.eval.grading.grade`` with evalplus's 4 GiB memory limit and the benchmark's own
-per-problem wall clock;
+model would answer) graded through ``prift.eval.grading.grade`` with evalplus's 4 GiB memory limit and the
+benchmark's own per-problem wall clock;
 base verdict = :meth:`EvalPlusBenchmark.base_status`, plus-solved = status ``correct``. evalplus's plus-solved is
 ``base_status == plus_status == "pass"``.
 
@@ -27,9 +27,10 @@ Output: per benchmark and program kind, ``base: N/M identical`` and ``plus: N/M 
 both sides' statuses and prift's detail, and the timeouts of each side (evalplus ``timeout`` status / prift
 ``timeout`` status), counted apart.
 
-Run: ``.venv/bin/python benchmarks/crosscheck_evalplus.py [--limit N] [--benchmarks humaneval_plus,mbpp_plus]
-[--kinds canonical,off_by_one,...] [--workers N] [--json PATH]`` (needs ``pip install -e .[crosscheck]``, i.e.
-evalplus 0.3.1, and the benchmark data in ``$PRIFT_DATA_DIR`` or ``../shared/data``).
+Run: ``.venv/bin/python benchmarks/crosscheck_evalplus.py [--limit N] [--tasks ID,...]
+[--benchmarks humaneval_plus,mbpp_plus] [--kinds canonical,off_by_one,...] [--workers N] [--json PATH]``
+(needs ``pip install -e .[crosscheck]``, i.e. evalplus 0.3.1, and the benchmark data in ``$PRIFT_DATA_DIR`` or
+``../shared/data``).
 """
 
 from __future__ import annotations
@@ -108,12 +109,15 @@ def run_evalplus(dataset: str, override: str, data_file: Path, samples: Path, wo
     return results["eval"]
 
 
-def crosscheck(name: str, limit: int | None, kinds: list[str], workers: int, slow_s: float, workdir: Path) -> dict:
+def crosscheck(name: str, limit: int | None, kinds: list[str], workers: int, slow_s: float, workdir: Path,
+               tasks: set[str] | None = None) -> dict:
     dataset, override = DATASETS[name]
     bench = get_benchmark(name)
     source = data_root() / bench.files[0]
-    rows = [r for r in read_json_rows(source) if "__error__" not in r]
+    rows = [r for r in read_json_rows(source) if "__error__" not in r and (not tasks or r["task_id"] in tasks)]
     rows = rows[:limit] if limit else rows
+    if not rows:
+        raise SystemExit(f"{name}: no task selected")
     data_dir = workdir / f"data-{name}"
     data_file = data_dir / bench.files[0]  # *.jsonl.gz: what evalplus's loader reads, and prift's layout
     data_file.parent.mkdir(parents=True, exist_ok=True)
@@ -143,7 +147,7 @@ def crosscheck(name: str, limit: int | None, kinds: list[str], workers: int, slo
 
     seen: Counter = Counter()
     per_kind: dict[str, Counter] = {kind: Counter() for kind in kinds}
-    disagreements = []
+    disagreements, samples_out = [], []
     for (row, kind, _), problem, verdict in zip(programs, problems, grades, strict=True):
         task = row["task_id"]
         result = theirs[task][seen[task]]
@@ -153,6 +157,10 @@ def crosscheck(name: str, limit: int | None, kinds: list[str], workers: int, slo
         sample = {"status": verdict.status, "passed": verdict.extra.get("passed", 0)}
         our_base = ours_bench.base_status(problem, sample) == "correct"
         our_plus = verdict.status == "correct"
+        theirs_row = [result["base_status"], result["plus_status"]]
+        ours_row = [ours_bench.base_status(problem, sample), verdict.status]
+        samples_out.append({"task": task, "kind": kind, "evalplus": theirs_row, "prift": ours_row,
+                            "detail": verdict.detail[:200]})
         counts = per_kind[kind]
         counts["n"] += 1
         counts["base_same"] += their_base == our_base
@@ -162,13 +170,12 @@ def crosscheck(name: str, limit: int | None, kinds: list[str], workers: int, slo
         counts["evalplus_timeouts"] += "timeout" in (result["base_status"], result["plus_status"])
         counts["prift_timeouts"] += verdict.status == "timeout"
         if their_base != our_base or their_plus != our_plus:
-            disagreements.append({"task": task, "kind": kind, "evalplus": [result["base_status"], result["plus_status"]],
-                                  "prift": [ours_bench.base_status(problem, sample), verdict.status],
+            disagreements.append({"task": task, "kind": kind, "evalplus": theirs_row, "prift": ours_row,
                                   "detail": verdict.detail[:300]})
     return {"benchmark": name, "tasks": len(rows), "kinds": {k: dict(v) for k, v in per_kind.items()},
-            "disagreements": disagreements, "seconds": {"evalplus (ground truth + evaluation)": round(evalplus_s, 1),
-                                                         "prift expected outputs": round(oracle_s, 1),
-                                                         "prift grading": round(prift_s, 1)}}
+            "disagreements": disagreements, "samples": samples_out,
+            "seconds": {"evalplus (ground truth + evaluation)": round(evalplus_s, 1),
+                        "prift expected outputs": round(oracle_s, 1), "prift grading": round(prift_s, 1)}}
 
 
 def report(result: dict) -> None:
@@ -185,6 +192,7 @@ def report(result: dict) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=None, help="first N tasks of each benchmark (default all)")
+    parser.add_argument("--tasks", default="", help="only these task ids (comma-separated, e.g. Mbpp/392,HumanEval/15)")
     parser.add_argument("--benchmarks", default="humaneval_plus,mbpp_plus")
     parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1))
@@ -201,7 +209,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="prift-crosscheck-") as tmp:
         os.environ["PRIFT_CACHE_DIR"] = str(Path(tmp) / "prift-cache")  # prift's expected outputs: computed afresh
         for name in [b.strip() for b in args.benchmarks.split(",") if b.strip()]:
-            result = crosscheck(name, args.limit, kinds, args.workers, args.slow_s, Path(tmp))
+            tasks = {t.strip() for t in args.tasks.split(",") if t.strip()}
+            result = crosscheck(name, args.limit, kinds, args.workers, args.slow_s, Path(tmp), tasks)
             report(result)
             results.append(result)
     if args.json:

@@ -30,15 +30,16 @@ Protocol (file references are to the evalplus 0.3.1 wheel, ``pip install evalplu
   ``untrusted_check`` reports ``fail`` for *every* HumanEval/32 program, the canonical one included. That is the
   default here too (the official verdict of the released package); setting ``find_zero_fix: true`` grades
   HumanEval/32 by the oracle, as evalplus's main branch does since commit 6eb1e19 (#241, after the 0.3.1 release).
-  Then ``if atol == 0 and is_floats(expected): atol = 1e-6`` (this sticks
-  for the rest of the part, as in evalplus), and when not exact and ``atol != 0``: same ``type``, same ``len`` for a
-  list/tuple, and ``np.allclose(out, expected, rtol=1e-07, atol=atol)`` -- here in pure Python (the grader has no
-  numpy): numpy 2's ``isclose`` rule ``|x - y| <= atol + rtol * |y|`` with finite ``y``, or ``x == y``, after numpy's
-  shape inference and broadcasting (a ragged or non-numeric value fails, as numpy raises).
+  Then ``if atol == 0 and is_floats(expected): atol = 1e-6`` (this sticks for the rest of the part, as in
+  evalplus), and when not exact and ``atol != 0``: same ``type``, same ``len`` for a list/tuple, and
+  ``np.allclose(out, expected, rtol=1e-07, atol=atol)`` -- here in pure Python (the grader has no numpy): numpy
+  2's ``isclose`` rule ``|x - y| <= atol + rtol * |y|`` with finite ``y``, or ``x == y``, after numpy's shape
+  inference and broadcasting (a ragged or non-numeric value fails, as numpy raises).
 - Verdicts: ``base`` from the base inputs, ``plus`` from the plus inputs; a sample counts as solved (the benchmark's
   status, pass@k) when both pass, as evalplus's "base + extra tests" score. The test code has three cases -- (0)
   the harness, (1) the base inputs, (2) the plus inputs -- so the sandbox's ``passed`` count gives the base verdict:
-  :meth:`EvalPlusBenchmark.base_status` (``passed >= 2``), evalplus's "base tests" score.
+  :meth:`EvalPlusBenchmark.base_status` (``passed >= 2``), evalplus's "base tests" score (``views`` /
+  ``view_status`` offer it to a runner that reports extra verdicts).
 
 Settings (defaults = evalplus 0.3.1's): ``version`` (MBPP+: ``v0.2.0`` or ``v0.1.0``), ``time_limit_factor`` (4.0,
 its ``--gt-time-limit-factor``), ``min_time_limit`` (1.0, ``--min-time-limit``), ``timeout_per_task`` (60,
@@ -56,8 +57,8 @@ Deliberate differences, all from running programs in the sandbox rather than in 
   OrderedDict, defaultdict, deque, Fraction, Decimal) is an opaque handle that never compares equal; evalplus
   compares it with ``==`` in the program's process (a namedtuple or a dict view can equal the expected tuple / set
   there). Handles still iterate (set-equality tasks) and are ``not None`` (not-None tasks) as there;
-- the program gets a copy of each input; evalplus passes the input objects themselves, so a ``find_zero`` that
-  mutates its coefficient list is judged there on the mutated list, here on the original;
+- the program gets a copy of each input; evalplus passes the input objects themselves, so (with ``find_zero_fix``)
+  a ``find_zero`` that mutates its coefficient list is judged there on the mutated list, here on the original;
 - one process serves base and plus (evalplus starts one per part), so module-level state carries over;
 - limits: the sandbox's (no ``numpy`` or other site packages, ``open`` works, ``--sandbox_memory_mb`` rather than
   evalplus's 4 GiB, a reply of at most 512 MiB: MBPP+ 255's largest plus output, 644 MB, cannot come back, so no
@@ -557,8 +558,8 @@ def oracles(dataset: str, data_sha256: str, rows: list[dict], quiet: bool = Fals
     folder.mkdir(parents=True, exist_ok=True)
     missing = [row for row in rows if not _task_file(folder, row["task_id"]).exists()]
     if missing and not quiet:
-        print(f"[prift] evalplus {dataset}: computing the expected outputs of {len(missing)} tasks (once per data file, "
-              f"cached in {folder})", file=sys.stderr, flush=True)
+        print(f"[prift] evalplus {dataset}: computing the expected outputs of {len(missing)} tasks (once per data "
+              f"file, cached in {folder})", file=sys.stderr, flush=True)
     while missing:
         job = json.dumps({"dataset": dataset, "folder": str(folder), "rows": missing})
         proc = subprocess.run([sys.executable, "-c", "from prift.eval.bench_evalplus import oracle_worker; "

@@ -81,7 +81,7 @@ def problem_of(bench, task_id):
     return next(p for p in bench.loaded.problems if p.id == task_id)
 
 
-# ---- registration, versions ---------------------------------------------------------------------------------------
+# ---- registration, versions ------------------------------------------------------------------------------------------
 def test_registered_with_documented_rows_and_versions():
     assert {"humaneval_plus", "mbpp_plus"} <= set(benchmark_names())
     assert get_benchmark("humaneval_plus").rows == 164 and get_benchmark("mbpp_plus").rows == 378
@@ -103,7 +103,7 @@ def test_v010_still_loads_399_rows_and_its_canonical_solutions_pass():
     assert [g.status for g in grades] == ["correct"] * 4
 
 
-# ---- canonical solutions, empty bodies ------------------------------------------------------------------------------
+# ---- canonical solutions, empty bodies -------------------------------------------------------------------------------
 @needs_data
 @pytest.mark.parametrize("name", ["humaneval_plus", "mbpp_plus"])
 def test_canonical_solutions_pass_base_and_plus(light, name):
@@ -112,10 +112,14 @@ def test_canonical_solutions_pass_base_and_plus(light, name):
     expected = {"humaneval_plus": 164, "mbpp_plus": 378}[name] - (0 if FULL else len(HEAVY[name]))
     assert len(problems) == expected and [p.error for p in problems if p.error] == []
     grades = grade(bench, problems, [bench.reference(p) for p in problems], SETTINGS)
-    failures = [(p.id, g.status, g.detail) for p, g in zip(problems, grades, strict=True) if g.status != "correct"]
+    failures = {p.id: (g.status, g.detail) for p, g in zip(problems, grades, strict=True) if g.status != "correct"}
     # evalplus 0.3.1 fails every HumanEval/32 program (see bench_evalplus: find_zero_fix), the canonical one too
     never = "case 1: AssertionError: evalplus 0.3.1 never records a find_zero input as passed (setting find_zero_fix)"
-    assert failures == ([("HumanEval/32", "wrong", never)] if name == "humaneval_plus" else [])
+    assert failures.pop("HumanEval/32", None) == (("wrong", never) if name == "humaneval_plus" else None)
+    if FULL and name == "mbpp_plus":  # one plus output of Mbpp/255 is a 644 MB list: more than a sandbox reply holds
+        status, detail = failures.pop("Mbpp/255")
+        assert status in ("memory", "wrong") and ("MemoryError" in detail or "larger than" in detail), detail
+    assert failures == {}
     assert all(g.extra["passed"] == g.extra["total"] == 3 for g in grades if g.status == "correct")
 
 
@@ -156,7 +160,7 @@ def test_inputs_are_deserialised_as_evalplus_does(light):
     assert [bench.base_status(complex_task, {"status": g.status, **g.extra}) for g in grades[1:]] == ["wrong"] * 2
 
 
-# ---- special oracles ---------------------------------------------------------------------------------------------------
+# ---- special oracles -------------------------------------------------------------------------------------------------
 @needs_data
 def test_set_equality_and_not_none_oracles(light):
     bench = light["mbpp_plus"]
@@ -186,7 +190,8 @@ def test_find_zero_as_released_and_fixed_and_the_float_tolerance(light, tmp_path
               "    df = lambda x: sum(i * c * math.pow(x, i - 1) for i, c in enumerate(xs) if i)\n"
               "    x = 0.0\n    for _ in range(1000):\n        if abs(f(x)) < 1e-9 or df(x) == 0:\n            break\n"
               "        x -= f(x) / df(x)\n    return x\n")  # tighter than the canonical's 1e-5: other floats
-    off = find_zero.meta["reference"] + "\n_find_zero = find_zero\ndef find_zero(xs):\n    return _find_zero(xs) + 0.01\n"
+    off = (find_zero.meta["reference"]
+           + "\n_find_zero = find_zero\ndef find_zero(xs):\n    return _find_zero(xs) + 0.01\n")
     near = "def truncate_number(number):\n    return number - int(number) + 1e-9\n"
     far = "def truncate_number(number):\n    return number - int(number) + 1e-3\n"
     grades = grade(bench, [find_zero, find_zero, truncate, truncate],
@@ -203,7 +208,7 @@ def test_find_zero_as_released_and_fixed_and_the_float_tolerance(light, tmp_path
     assert "|poly(xs" in grades[2].detail
 
 
-# ---- time limits, base vs plus, big outputs (synthetic tasks in the release schema) -----------------------------------
+# ---- time limits, base vs plus, big outputs (synthetic tasks in the release schema) ----------------------------------
 def synthetic(task_id, entry, code, base, plus, atol=0):
     return {"task_id": task_id, "entry_point": entry, "prompt": "", "canonical_solution": code, "base_input": base,
             "plus_input": plus, "atol": atol, "contract": "", "test": "", "assertion": ""}
@@ -263,7 +268,7 @@ def test_big_expected_outputs_travel_as_digests_with_equality_semantics(syntheti
     assert [g.status for g in grades] == [want for _, _, want in programs], [g.detail for g in grades]
 
 
-# ---- the pure-Python comparisons against numpy and == -------------------------------------------------------------------
+# ---- the pure-Python comparisons against numpy and == ----------------------------------------------------------------
 def _numpy_allclose(a, b, atol):
     np = pytest.importorskip("numpy")
     try:
@@ -347,7 +352,7 @@ def test_canonical_digest_equality_is_python_equality():
     assert H["digests"]([1.0, nan]) == (None, None) and not H["equal"]([1.0, nan], (1, None, None))
 
 
-# ---- cache -------------------------------------------------------------------------------------------------------
+# ---- cache -----------------------------------------------------------------------------------------------------------
 def test_expected_outputs_are_cached_per_data_file(synthetic_bench, monkeypatch):
     rows = [r for r in read_json_rows(Path(synthetic_bench.data_dir) / synthetic_bench.files[0])]
     sha = synthetic_bench.load(limit=1).sources[0]["sha256"]
