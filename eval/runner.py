@@ -19,6 +19,7 @@ returns its path once it is complete. Resuming reads all shards, so a rerun may 
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 import zlib
@@ -170,12 +171,17 @@ class BenchmarkRun:
 
     def results(self, wall_s: float) -> dict:
         n = self.sampling.n
-        graded = []
-        for p in self.loaded.problems:
-            rows = [self.store.get(p.id, s) for s in range(n)]
-            graded.append(ProblemSamples(p.id, [r["status"] for r in rows], [r.get("answer") for r in rows],
-                                         self.bench.subset(p)))
+        rows = {p.id: [self.store.get(p.id, s) for s in range(n)] for p in self.loaded.problems}
+
+        def graded(status) -> list[ProblemSamples]:
+            return [ProblemSamples(p.id, [status(p, r) for r in rows[p.id]], [r.get("answer") for r in rows[p.id]],
+                                   self.bench.subset(p)) for p in self.loaded.problems]
+
         majority = self.bench.task != "code"
+        overall = graded(lambda p, r: r["status"])
+        # e.g. evalplus's base-tests score beside its base + plus one
+        views = {view: summarize(graded(functools.partial(self.bench.view_status, view)), n, majority=majority)
+                 for view in self.bench.views}
         isolation = next((r.get("isolation") for r in self.store.rows.values() if r.get("isolation")), None)
         return {
             "benchmark": self.name, "task": self.bench.task, "split": self.bench.split,
@@ -183,7 +189,8 @@ class BenchmarkRun:
             "template": self.template.name, "chat_template": self.chat, "sampling": asdict(self.sampling),
             "benchmark_settings": self.bench.settings, "data": self.loaded.sources,
             "bad_rows": [{"id": p.id, "error": p.error} for p in self.loaded.problems if p.error],
-            **summarize(graded, n, majority=majority), **summarize_subsets(graded, n, majority=majority),
+            **summarize(overall, n, majority=majority), **summarize_subsets(overall, n, majority=majority),
+            **({"views": views} if views else {}),
             "sandbox_isolation": isolation, "samples_file": f"samples/{self.name}.jsonl",
             "wall_time_s": round(wall_s, 3), **{k: round(v, 3) for k, v in self.timing.items()},
         }

@@ -289,7 +289,7 @@ def _execute(
         proc.stdout.close()
         raw = _read_available(verdict_r)
         os.close(verdict_r)
-        shutil.rmtree(workdir, ignore_errors=True)
+        _remove_workdir(workdir)
     wall = time.monotonic() - start
     verdict = _parse_verdict(raw)
     oom = cgroup is not None and cgroup.oom_killed()
@@ -340,6 +340,14 @@ def _group_alive(pgid: int) -> bool:
         if int(fields[2]) == pgid and fields[0] != b"Z":
             return True
     return False
+
+
+def _remove_workdir(path: str) -> None:
+    """Remove a run's work dir: empty on the host when the run wrote to its own tmpfs (one rmdir), else a tree."""
+    try:
+        os.rmdir(path)
+    except OSError:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _feed(proc: subprocess.Popen, payload: bytes) -> None:
