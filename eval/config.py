@@ -23,8 +23,8 @@ class EvalConfig:
     benchmarks: str = field(
         default="gsm8k",
         metadata={"help": "Comma-separated benchmarks: gsm8k, math, math500, minerva, olympiadbench, aime24, amc23, "
-                          "humaneval, mbpp, mbpp_sanitized, mbpp_plus, livecodebench, medqa, medmcqa, mmlu_medical, "
-                          "pubmedqa; or `all` (every built-in one). NAME=PATH adds a math benchmark NAME from a local "
+                          "humaneval, humaneval_plus, mbpp, mbpp_sanitized, mbpp_plus, livecodebench, medqa, medmcqa, "
+                          "mmlu_medical, pubmedqa; or `all` (every built-in one). NAME=PATH adds a math benchmark NAME from a local "
                           "jsonl/json file of your own: rows with `question` (or `problem`) and `answer`; a row's "
                           "`prompt`, if any, is the user message verbatim under `--template chat`. E.g. "
                           "`gsm8k,arith=data/arith.jsonl` (no commas in PATH); results and samples are keyed by NAME."})
@@ -84,6 +84,20 @@ class EvalConfig:
     lcb_timeout: float = field(
         default=6.0, metadata={"help": "LiveCodeBench: seconds per test (and for compiling the program), lcb_runner's "
                                        "--timeout. The whole run is still bounded by --sandbox_timeout_s."})
+    mbpp_plus_version: str = field(
+        default="v0.2.0",
+        metadata={"help": "MBPP+ data release: v0.2.0 (378 tasks, evalplus 0.3.1's default) or v0.1.0 (399 tasks, "
+                          "the set of tables made with evalplus 0.2.x)."})
+    evalplus_time_limit_factor: float = field(
+        default=4.0, metadata={"help": "HumanEval+/MBPP+: an input's time limit is max(evalplus_min_time_limit, "
+                                       "this x the canonical solution's time on it), evalplus's --gt-time-limit-factor."})
+    evalplus_min_time_limit: float = field(
+        default=1.0, metadata={"help": "HumanEval+/MBPP+: the least seconds an input may take, evalplus's "
+                                       "--min-time-limit."})
+    humaneval_plus_find_zero_fix: bool = field(
+        default=False,
+        metadata={"help": "HumanEval+: judge HumanEval/32 by its find_zero oracle, as evalplus's main branch does; "
+                          "the default is evalplus 0.3.1 as released, which fails every HumanEval/32 program."})
     math_timeout_s: float = field(default=10.0, metadata={"help": "Hard timeout per math-verify comparison."})
     sandbox_timeout_s: float = field(default=10.0, metadata={"help": "Wall-clock limit per program run."})
     sandbox_memory_mb: int = field(default=1024, metadata={"help": "Address-space limit per program run."})
@@ -108,12 +122,12 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         from prift.eval.backends import BACKENDS
+        from prift.eval.benchmarks import get_benchmark
         from prift.eval.templates import TEMPLATES
 
-        if "livecodebench" in self.benchmark_items():  # validates every item
-            from prift.eval.benchmarks import get_benchmark
-
-            get_benchmark("livecodebench", self.data_dir, **self.benchmark_settings("livecodebench"))  # its lcb_ flags
+        for name in ("livecodebench", "humaneval_plus", "mbpp_plus"):  # checks their lcb_ / evalplus flags
+            if name in self.benchmark_items():  # (also validates every item)
+                get_benchmark(name, self.data_dir, **self.benchmark_settings(name))
         for name in self.template_map().values():
             if name != "default" and name not in TEMPLATES:
                 raise ValueError(f"template: unknown template {name!r}; valid: {', '.join(TEMPLATES.names())}")
@@ -165,6 +179,11 @@ class EvalConfig:
         if benchmark == "livecodebench":
             return {"release": self.lcb_release, "data_path": self.lcb_data_path, "start_date": self.lcb_start_date,
                     "end_date": self.lcb_end_date, "timeout": self.lcb_timeout}
+        if benchmark in ("humaneval_plus", "mbpp_plus"):
+            limits = {"time_limit_factor": self.evalplus_time_limit_factor, "min_time_limit": self.evalplus_min_time_limit}
+            if benchmark == "mbpp_plus":
+                return {"version": self.mbpp_plus_version, **limits}
+            return {"find_zero_fix": self.humaneval_plus_find_zero_fix, **limits}
         return {}
 
     def sampling(self, extra_stop: tuple[str, ...] = ()):

@@ -93,6 +93,20 @@ def test_registered_with_documented_rows_and_versions():
         get_benchmark("humaneval_plus", min_time_limit=0)
 
 
+def test_eval_flags_reach_the_benchmarks():
+    from prift.eval.config import EvalConfig
+
+    config = EvalConfig(benchmarks="mbpp_plus,humaneval_plus", mbpp_plus_version="v0.1.0", evalplus_min_time_limit=2.0,
+                        evalplus_time_limit_factor=8.0, humaneval_plus_find_zero_fix=True)
+    mbpp = get_benchmark("mbpp_plus", **config.benchmark_settings("mbpp_plus"))
+    human = get_benchmark("humaneval_plus", **config.benchmark_settings("humaneval_plus"))
+    assert (mbpp.rows, mbpp.settings["min_time_limit"], mbpp.settings["time_limit_factor"]) == (399, 2.0, 8.0)
+    assert human.settings["find_zero_fix"] is True and human.settings["min_time_limit"] == 2.0
+    assert EvalConfig(benchmarks="mbpp_plus").benchmark_settings("mbpp_plus")["version"] == "v0.2.0"
+    with pytest.raises(ValueError, match="mbpp_plus: unknown version 'v9'"):
+        EvalConfig(benchmarks="mbpp_plus", mbpp_plus_version="v9")
+
+
 @needs_data
 def test_v010_still_loads_399_rows_and_its_canonical_solutions_pass():
     bench = get_benchmark("mbpp_plus", version="v0.1.0")
