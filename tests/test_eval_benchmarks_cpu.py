@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import pytest
 
-from prift.eval.benchmarks import Benchmark, Problem, benchmark_names, get_benchmark, read_jsonl
+from prift.eval.benchmarks import Benchmark, Problem, benchmark_names, get_benchmark, read_json_rows, read_jsonl
 from prift.eval.grading import GradingSettings, grade
 from prift.models.paths import data_root
 from prift.rewards.sandbox import SandboxConfig
@@ -43,6 +43,10 @@ def test_every_issue_benchmark_is_registered():
 @pytest.mark.parametrize("name", sorted(DOCUMENTED))
 def test_loader_row_counts_and_no_bad_rows(name):
     bench = get_benchmark(name)
+    if name in OWN_GOLD_TESTS:  # loading computes every expected output (minutes): test_eval_evalplus_cpu.py loads
+        rows = read_json_rows(DATA / bench.files[0])  # and grades all but its HEAVY tasks (all: PRIFT_EVALPLUS_FULL=1)
+        assert bench.rows == len(rows) == DOCUMENTED[name] and len({r["task_id"] for r in rows}) == len(rows)
+        return
     loaded = bench.load()
     assert bench.rows == DOCUMENTED[name]
     assert loaded.total_rows == len(loaded.problems) == DOCUMENTED[name]
