@@ -52,6 +52,11 @@ class PriftSFTConfig(HardwareDefaults, SFTConfig):
         metadata={"help": "Folder of local benchmark data (<data_dir>/gsm8k/train.jsonl, ...); default "
                           "$PRIFT_DATA_DIR, else ../shared/data of the checkout when present, else the hub."})
     max_samples: int | None = field(default=None, metadata={"help": "Use only the first N rows of the dataset."})
+    messages_loss: str = field(
+        default="completion",
+        metadata={"help": "Rows in TRL's messages format: completion (loss on the final assistant turn only; every "
+                          "earlier turn is the prompt, as the official PriFT code trains) or all (every token of the "
+                          "conversation, TRL's own default for messages rows)."})
     use_chat_template: bool = field(
         default=True,
         metadata={"help": "Render prompts and completions as chat messages with the tokenizer's chat template "

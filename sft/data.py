@@ -2,7 +2,8 @@
 
 Every row becomes TRL's conversational prompt/completion format
 `{"prompt": [{"role": "user", ...}], "completion": [{"role": "assistant", ...}]}` (or plain strings with
-`chat_template=False`). A row missing a needed field raises `DatasetError` naming the source, row index and field.
+`chat_template=False`), so TRL labels the response tokens only; a `messages` row is split before its final assistant
+turn the same way unless `messages_loss="all"`. A row missing a needed field raises `DatasetError` naming the source, row index and field.
 """
 
 from __future__ import annotations
@@ -88,14 +89,32 @@ def prompt_completion(row: dict) -> tuple[str, str]:
     return row["prompt"], row["completion"]
 
 
-def to_trl_row(row: dict, adapter: Adapter | None, index: int, source: str, chat_template: bool) -> dict:
-    """One raw row -> a TRL row; conversational rows (lists of messages) pass through unchanged."""
+MESSAGES_LOSS = ("completion", "all")
+
+
+def messages_row(messages: list[dict], index: int, source: str, loss: str) -> dict:
+    """A TRL ``messages`` row. ``loss="completion"`` (default): prompt = every turn before the final assistant turn,
+    completion = that turn, so only the response is labelled (as the official PriFT code trains; TRL would label
+    every token of a ``messages`` row). ``loss="all"``: the row unchanged, every token labelled."""
+    if loss == "all":
+        return {"messages": messages}
+    if messages[-1]["role"] != "assistant":
+        raise DatasetError(f"{source}: row {index} does not end with an assistant turn, so it has no response to "
+                           "train on (messages_loss=all trains on every token)")
+    if len(messages) < 2:
+        raise DatasetError(f"{source}: row {index} has only the assistant turn: no prompt before the response")
+    return {"prompt": messages[:-1], "completion": messages[-1:]}
+
+
+def to_trl_row(row: dict, adapter: Adapter | None, index: int, source: str, chat_template: bool,
+               messages_loss: str = "completion") -> dict:
+    """One raw row -> a TRL row (a ``messages`` row: see :func:`messages_row`)."""
     if adapter is None:
         if "messages" in row:
             check_fields(row, index, ("messages",), source)
-            if not is_messages(row["messages"]):
+            if not is_messages(row["messages"]) or not row["messages"]:
                 raise DatasetError(f"{source}: row {index} field 'messages' is not a list of {{role, content}}")
-            return {"messages": row["messages"]}
+            return messages_row(row["messages"], index, source, messages_loss)
         check_fields(row, index, ("prompt", "completion"), source)
         if is_messages(row["prompt"]) and is_messages(row["completion"]):
             return {"prompt": row["prompt"], "completion": row["completion"]}
@@ -126,13 +145,15 @@ def _read(spec: str, split: str, data_dir: str | None) -> tuple[list[dict], dict
 
 
 def load_sft_dataset(spec: str, *, split: str = "train", adapter: str = "auto", data_dir: str | None = None,
-                     max_samples: int | None = None, chat_template: bool = True):
+                     max_samples: int | None = None, chat_template: bool = True, messages_loss: str = "completion"):
     """Load `spec` as a `datasets.Dataset` of TRL rows plus a provenance dict (source, sha256, rows).
 
     `adapter="auto"` uses the adapter named by `spec` when it is one, else detects TRL formats by their columns.
     """
     from datasets import Dataset
 
+    if messages_loss not in MESSAGES_LOSS:
+        raise DatasetError(f"messages_loss: expected one of {', '.join(MESSAGES_LOSS)}, got {messages_loss!r}")
     if adapter != "auto" and adapter not in ADAPTERS:
         raise DatasetError(f"unknown dataset adapter {adapter!r}; valid: auto, {', '.join(sorted(ADAPTERS))}")
     rows, provenance, implied = _read(spec, split, data_dir)
@@ -142,7 +163,7 @@ def load_sft_dataset(spec: str, *, split: str = "train", adapter: str = "auto", 
     if not rows:
         raise DatasetError(f"dataset {provenance['source']} has no rows (split {split!r})")
     source = provenance["source"]
-    converted = [to_trl_row(row, chosen, index, source, chat_template) for index, row in enumerate(rows)]
+    converted = [to_trl_row(row, chosen, index, source, chat_template, messages_loss) for index, row in enumerate(rows)]
     extra = {"sign": [row["sign"] for row in rows]} if all("sign" in row for row in rows) else {}
     dataset = Dataset.from_list(converted)
     for name, values in extra.items():

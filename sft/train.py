@@ -164,7 +164,7 @@ def prepare(config: PriftSFTConfig, training: bool = True) -> Prepared:
     record.extra["attn_implementation"] = policy.config._attn_implementation
     dataset, provenance = load_sft_dataset(
         config.dataset, split=config.dataset_split, adapter=config.dataset_adapter, data_dir=config.data_dir,
-        max_samples=config.max_samples, chat_template=config.use_chat_template)
+        max_samples=config.max_samples, chat_template=config.use_chat_template, messages_loss=config.messages_loss)
     record.extra["data"] = provenance
     check_chat_template(tokenizer, dataset, config, provenance["source"])
     if training:
@@ -178,6 +178,9 @@ def prepare(config: PriftSFTConfig, training: bool = True) -> Prepared:
         provenance.update(report.record())
         if message := report.warning(provenance["source"]):
             logger.warning(message)
+    if len(tokenized) and "labels" in tokenized.column_names:  # what the loss sees: the response tokens only
+        labels = tokenized["labels"]
+        provenance.update(tokens=sum(map(len, labels)), labelled_tokens=sum(t != -100 for row in labels for t in row))
     if len(tokenized) == 0:
         raise DatasetError(f"{provenance['source']}: no row has a response token left after tokenization and "
                            f"truncation to max_length={config.max_length}")

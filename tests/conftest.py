@@ -101,7 +101,8 @@ def prepare_trainer():
     def make(config):
         tokenizer = load_tokenizer(config.model_name_or_path)
         model = load_causal_lm(config.model_name_or_path, config.dtype)
-        dataset, _ = load_sft_dataset(config.dataset, chat_template=config.use_chat_template)
+        dataset, _ = load_sft_dataset(config.dataset, chat_template=config.use_chat_template,
+                                      messages_loss=config.messages_loss)
         return PriorityTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
                                method=config.resolved_method(), source=OnlineSource())
 
