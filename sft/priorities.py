@@ -100,21 +100,35 @@ def profit(signals: Signals, mask: torch.Tensor, threshold: float = 0.1, directi
     return PROFIT_DIRECTIONS[direction](signals["logp"].exp(), threshold, upper).float()
 
 
-def adaptive_tau(logp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def segment_ids(position_ids: torch.Tensor) -> torch.Tensor:
+    """Index of the sequence each position belongs to within its row: a new sequence starts where position_ids
+    is 0 (one per row when padded, several in a padding-free packed row)."""
+    return (position_ids == 0).long().cumsum(dim=-1).sub(1).clamp(min=0)
+
+
+def adaptive_tau(logp: torch.Tensor, mask: torch.Tensor, segments: torch.Tensor | None = None) -> torch.Tensor:
     """TALR's tau: median over sequences (with >= 1 scored token) of the sequence's mean NLL (the mean of the two
-    middle values for an even count)."""
-    counts = mask.sum(dim=-1)
-    seq_nll = -(logp * mask).sum(dim=-1) / counts.clamp(min=1)
-    scored = seq_nll[counts > 0]
+    middle values for an even count). A sequence is a row, or within a packed row a run of equal ``segments``
+    (:func:`segment_ids`), so packing leaves tau unchanged."""
+    if segments is None:
+        segments = torch.zeros(mask.shape, dtype=torch.long, device=mask.device)
+    rows = torch.arange(mask.shape[0], device=mask.device)[:, None]
+    groups = (rows * (int(segments.max()) + 1) + segments).reshape(-1)
+    size = int(groups.max()) + 1
+    nll = torch.zeros(size, device=mask.device).index_add_(0, groups, -(logp * mask).reshape(-1).float())
+    counts = torch.zeros(size, device=mask.device).index_add_(0, groups, mask.reshape(-1).float())
+    scored = nll[counts > 0] / counts[counts > 0]
     if scored.numel() == 0:
         return torch.tensor(1.0, device=logp.device)
-    return scored.float().quantile(0.5).clamp(min=1e-6)
+    return scored.quantile(0.5).clamp(min=1e-6)
 
 
 @register_rule("talr", signals=("logp",))
 def talr(signals: Signals, mask: torch.Tensor, tau: float | None = None) -> torch.Tensor:
-    """m_t = p(y_t)^(1/tau); tau=None: adaptive, the median over sequences of the mean NLL."""
-    temperature = adaptive_tau(signals["logp"], mask.float()) if tau is None else torch.tensor(float(tau))
+    """m_t = p(y_t)^(1/tau); tau=None: adaptive, the median over sequences of the mean NLL (sequences of a packed
+    row told apart by ``signals["segments"]``, which the trainer derives from position_ids)."""
+    segments = signals.get("segments")
+    temperature = adaptive_tau(signals["logp"], mask.float(), segments) if tau is None else torch.tensor(float(tau))
     return (signals["logp"] / temperature).exp()
 
 

@@ -23,7 +23,7 @@ from trl.trainer.utils import pad
 from prift.sft.lengths import TruncationReport, measure_truncation
 from prift.sft.loss import priority_loss
 from prift.sft.methods import Method
-from prift.sft.priorities import apply_rule, get_rule
+from prift.sft.priorities import apply_rule, get_rule, segment_ids
 from prift.sft.signals import SIGNAL_NAMES, signals_from_logits
 from prift.sft.sources import CACHE_COLUMN_PREFIX, EmaSource, LiveModelSource, zero_stage
 
@@ -230,6 +230,8 @@ class PriorityTrainer(SFTTrainer):
             signals.update({f"ref_{name}": value for name, value in ref.items()} | {"logp": online["logp"]})
         if self.rule.data:
             signals.update({name: batch[name][:, 1:] for name in self.rule.data})
+        if "position_ids" in inputs:  # sequences of a packed row, for rules that aggregate per sequence (TALR)
+            signals["segments"] = segment_ids(inputs["position_ids"])[:, 1:]
         weights = apply_rule(self.rule, signals, mask, **self.method.params)
         loss = priority_loss(-token_logp, weights, mask, self.divisor, num_items_in_batch)
         if self.divisor == "kept" or num_items_in_batch is None:

@@ -15,7 +15,7 @@ import pytest
 import torch
 from naive_signals import naive_signals, random_batch
 
-from prift.sft.priorities import token_weights
+from prift.sft.priorities import adaptive_tau, segment_ids, token_weights
 
 B, T, V = 3, 7, 50
 SEEDS = (0, 1, 2)
@@ -357,3 +357,24 @@ def test_signed_needs_token_labels():
     logits, labels = random_batch(0)
     with pytest.raises(ValueError):
         token_weights("signed", logits, labels)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_talr_tau_of_a_packed_row_is_the_padded_batch_s(seed):
+    # four sequences of different lengths, padded into rows or packed into one row told apart by position_ids
+    logits, labels = random_batch(seed, b=4)
+    lengths = (7, 5, 3, 6)
+    for b, n in enumerate(lengths):
+        labels[b, n:] = -100
+    ref = naive_signals(logits, labels)
+    logp = torch.tensor(np.nan_to_num(ref["logp"]), dtype=torch.float32)  # naive logp is NaN where masked
+    mask = (labels != -100).float()
+    expected = _naive_adaptive_tau(ref["logp"], labels)
+    assert adaptive_tau(logp, mask).item() == pytest.approx(expected, rel=1e-6)
+    packed_logp = torch.cat([logp[b, :n] for b, n in enumerate(lengths)])[None]
+    packed_mask = torch.cat([mask[b, :n] for b, n in enumerate(lengths)])[None]
+    position_ids = torch.cat([torch.arange(n) for n in lengths])[None]
+    assert segment_ids(position_ids).tolist() == [[b for b, n in enumerate(lengths) for _ in range(n)]]
+    assert adaptive_tau(packed_logp, packed_mask, segment_ids(position_ids)).item() == pytest.approx(expected, rel=1e-6)
+    pooled = float(-(packed_logp * packed_mask).sum() / packed_mask.sum())  # what a packed row gave before
+    assert abs(pooled - expected) > 1e-3

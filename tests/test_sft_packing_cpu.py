@@ -60,6 +60,7 @@ CASES = {
     "prift_mass (live reference)": {"method": "prift_mass", "reference_mode": "live", "reference_model": "other"},
     "rho1 (online + live reference)": {"method": "rho1", "reference_mode": "live", "reference_model": "other"},
     "prob on an EMA": {"method": "prift_prob", "source": "ema", "ema_rho": 0.5},
+    "talr (tau = median of per-sequence means)": {"method": "talr"},
 }
 
 
