@@ -7,6 +7,7 @@ CPU both make training ~15x slower), and `report_to` defaults to `none`.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from trl import SFTConfig
@@ -16,6 +17,7 @@ from prift.models.hardware import HardwareDefaults, parse_mapping
 from prift.models.loading import ATTENTION_HELP
 from prift.sft.loss import DIVISORS
 from prift.sft.methods import resolve_method
+from prift.sft.priorities import get_rule
 from prift.sft.sources import REFERENCE_MODES
 
 
@@ -125,7 +127,12 @@ class PriftSFTConfig(HardwareDefaults, SFTConfig):
             raise ValueError(f"reference_mode: unknown value {self.reference_mode!r}; valid: "
                              f"{', '.join(REFERENCE_MODES)}")
         for name in self.methods:
-            self.resolved_method(name)
+            method = self.resolved_method(name)
+            if get_rule(method.rule).reference_signals and _same_model(self.reference_model, self.model_name_or_path):
+                raise ValueError(f"method {name!r}: rule {method.rule!r} keeps the tokens with the largest excess loss "
+                                 "over a reference trained on good data (Rho-1), but the reference is the start "
+                                 "checkpoint, whose excess loss is 0 on every token at step 0; set reference_model "
+                                 "to such a trained reference")
         super().__post_init__()
 
     @property
@@ -135,3 +142,11 @@ class PriftSFTConfig(HardwareDefaults, SFTConfig):
     def resolved_method(self, name: str | None = None):
         """The Method (rule, source, params) this config trains with."""
         return resolve_method(name or self.methods[0], self.rule, self.source, self.rule_params or None)
+
+
+def _same_model(reference: str | None, start: str) -> bool:
+    """Whether ``reference`` (None: the default) names the start checkpoint ``start``."""
+    if reference is None or reference == start:
+        return True
+    paths = [os.path.realpath(os.path.expanduser(p)) for p in (reference, start)]
+    return all(os.path.exists(p) for p in paths) and paths[0] == paths[1]

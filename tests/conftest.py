@@ -129,3 +129,12 @@ def free_bytes(monkeypatch):
         monkeypatch.setattr(shutil, "disk_usage", fake)
 
     return limit
+
+
+@pytest.fixture(scope="session")
+def other_reference(tmp_path_factory):
+    """A reference that is not the start checkpoint (same tokenizer, other weights): with the start checkpoint as
+    reference, rho1's excess loss is 0 on every token and its top-k is decided by ties."""
+    from prift.models.tiny import save_tiny_checkpoint
+
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("tiny-other") / "qwen2-seed1", arch="qwen2", seed=1)

@@ -21,15 +21,6 @@ from prift.sft.trainer import EXTRA_COLUMNS
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-@pytest.fixture(scope="module")
-def other_reference(tmp_path_factory):
-    """A reference that is not the start checkpoint (same tokenizer, other weights): with the start checkpoint as
-    reference, rho1's excess loss is 0 on every token and its top-k is decided by ties."""
-    from prift.models.tiny import save_tiny_checkpoint
-
-    return save_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "qwen2-seed1", arch="qwen2", seed=1)
-
-
 MAX_LENGTH = 96  # each arithmetic row is ~35-45 tokens: two rows share a packed sequence
 
 

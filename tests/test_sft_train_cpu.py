@@ -151,11 +151,12 @@ EXTRA = {
 
 
 @pytest.mark.parametrize("case", EXTRA)
-def test_other_methods_and_sources(case, core_cache, tmp_path, tiny_checkpoint, arith_jsonl, arith_rows,
-                                   write_jsonl, sft_config):
+def test_other_methods_and_sources(case, core_cache, tmp_path, tiny_checkpoint, other_reference, arith_jsonl,
+                                   arith_rows, write_jsonl, sft_config):
     cache, runs = core_cache
     data = write_jsonl(tmp_path / "signed.jsonl", _signed_rows(arith_rows)) if case == "signed" else arith_jsonl
-    run = _run(sft_config(tiny_checkpoint, data, tmp_path / case, **EXTRA[case], **TRAIN))
+    reference = {"reference_model": str(other_reference)} if case == "rho1" else {}
+    run = _run(sft_config(tiny_checkpoint, data, tmp_path / case, **EXTRA[case], **reference, **TRAIN))
     record, loss = run.record, run.record["metrics"]["train_loss"]
     expected_rule = METHODS[EXTRA[case]["method"]].rule
     assert record["method"]["rule"] == expected_rule
@@ -165,10 +166,10 @@ def test_other_methods_and_sources(case, core_cache, tmp_path, tiny_checkpoint, 
     assert torch.isfinite(torch.tensor(loss))
     core_loss = {m: r.record["metrics"]["train_loss"] for m, r in runs.items()}
     if case == "rho1":
-        # rho1 reads the reference's log-probs: it reuses the prift_* cache entry instead of building another
-        assert record["fingerprints"]["reference_cache"] == runs["prift_prob"].record["fingerprints"]["reference_cache"]
-        assert "reference_cache_build" not in record
-        assert len(list((cache / "reference-signals").iterdir())) == 1
+        # rho1 reads its own (trained) reference's log-probs: a cache entry of that reference, beside prift_*'s
+        assert record["fingerprints"]["reference_model"] == str(other_reference)
+        assert record["fingerprints"]["reference_cache"] != runs["prift_prob"].record["fingerprints"]["reference_cache"]
+        assert len(list((cache / "reference-signals").iterdir())) == 2
     elif case == "signed":
         # rows with sign -1 push their loss down: far below plain NLL on the same rows
         assert loss < 0.5 * core_loss["nll"]
@@ -278,3 +279,11 @@ def test_resume_restores_ema_state(tmp_path, prift_cache, tiny_checkpoint, arith
     assert sorted(got) == [1, 2, 3, 4]
     for step in (3, 4):
         assert got[step] == pytest.approx(want[step], rel=1e-5), f"step {step}"
+
+
+def test_rho1_refuses_the_start_checkpoint_as_its_reference(tmp_path, tiny_checkpoint, arith_jsonl, sft_config):
+    for reference in ({}, {"reference_model": str(tiny_checkpoint)}):
+        with pytest.raises(ValueError, match="method 'rho1'.*set reference_model"):
+            sft_config(tiny_checkpoint, arith_jsonl, tmp_path, method="rho1", **reference)
+    with pytest.raises(ValueError, match="method 'rho1'"):  # one of several methods
+        sft_config(tiny_checkpoint, arith_jsonl, tmp_path, method="nll,rho1")
