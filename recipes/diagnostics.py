@@ -79,13 +79,15 @@ def token_stats(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, list[fl
 
 
 def _ranks(values: torch.Tensor) -> torch.Tensor:
-    ranks = torch.empty_like(values)
-    ranks[values.argsort()] = torch.arange(len(values), dtype=values.dtype)
-    return ranks
+    """0-based average ranks: tied values share the mean of the ranks they span (scipy's ``rankdata`` - 1), so the
+    result does not depend on the values' order."""
+    _, inverse, counts = torch.unique(values, sorted=True, return_inverse=True, return_counts=True)
+    starts = counts.cumsum(0) - counts
+    return (starts + (counts - 1) / 2).to(values.dtype)[inverse]
 
 
 def correlation(x: list[float], y: list[float]) -> dict[str, float]:
-    """Pearson and Spearman (Pearson of ranks; ties broken by order) correlation of two equal-length lists."""
+    """Pearson and Spearman (Pearson of average ranks, ties counted as ties) correlation of two equal-length lists."""
     a, b = torch.tensor(x, dtype=torch.float64), torch.tensor(y, dtype=torch.float64)
     pearson = torch.corrcoef(torch.stack([a, b]))[0, 1].item()
     spearman = torch.corrcoef(torch.stack([_ranks(a), _ranks(b)]))[0, 1].item()
