@@ -161,7 +161,7 @@ class PriorityTrainer(SFTTrainer):
                 raise ValueError("source=ema under DeepSpeed ZeRO-3: the EMA copies and updates whole "
                                  "parameters, which ZeRO-3 partitions; use ZeRO-2, DDP or one process")
             self.add_callback(EmaCallback(source))
-        live = {id(s): s for s in (source, reference) if type(s) is LiveModelSource and s.engine is None}
+        live = {id(s): s for s in (source, reference) if isinstance(s, LiveModelSource) and s.engine is None}
         for frozen in live.values():
             frozen.place(self.accelerator, self.args.reference_placement)
 

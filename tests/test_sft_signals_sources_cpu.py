@@ -156,3 +156,66 @@ def test_softcapped_model_takes_the_full_logits_path(vocab_chunk, tokenized):
         torch.testing.assert_close(got[name][valid], want[name][valid], rtol=1e-5, atol=1e-6, msg=name)
     # the plain LM-head projection would have given different signals: the test can tell the two paths apart
     assert (uncapped["logp"][valid] - want["logp"][valid]).abs().max() > 0.1
+
+
+def test_an_ema_of_a_fused_head_patched_softcapped_model_scores_with_its_own_weights(tokenized):
+    """TRL patches the policy's forward (fused LM head) before the EMA is built; a softcapped model is scored through
+    that forward, whose closure holds the *online* model: a plain copy would score with the online weights."""
+    from trl.trainer.utils import add_fused_lm_head
+
+    batch = _batch(tokenized, tokenized[2])
+    model = _softcapped_model()
+    start = _softcapped_model()  # the same seed: the start checkpoint's weights, never patched
+    add_fused_lm_head(model)
+    ema = EmaSource(model, 1.0)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(torch.randn_like(param) * 0.5)  # the online model moves; at rho = 1 the EMA must not
+    ema.update(model)
+    names, args = ("logp",), (batch["input_ids"], batch["attention_mask"], batch["labels"])
+    valid = _valid(batch)
+    got = ema.signals(batch, names)["logp"][valid]
+    torch.testing.assert_close(got, model_signals(start, *args, names)["logp"][valid], rtol=1e-5, atol=1e-6)
+    online = model_signals(model, *args, names)["logp"][valid]
+    assert (got - online).abs().max() > 0.1
+
+
+def test_a_bf16_ema_tracks_the_exact_fp32_ema():
+    """Small steps at rho = 0.99: a bf16 average updated in place drops them; prift's fp32 shadow does not."""
+    torch.manual_seed(0)
+    online = torch.nn.Linear(64, 64).to(torch.bfloat16)
+    ema = EmaSource(online, 0.99)
+    exact = {n: p.detach().double().clone() for n, p in online.named_parameters()}
+    naive = {n: p.detach().clone() for n, p in online.named_parameters()}  # the old in-place bf16 update
+    for _ in range(200):
+        with torch.no_grad():
+            for param in online.parameters():
+                param.add_(torch.full_like(param, 1e-3))  # each step far below a bf16 ulp of the weights
+        ema.update(online)
+        for name, param in online.named_parameters():
+            exact[name] = 0.99 * exact[name] + 0.01 * param.detach().double()
+            naive[name].lerp_(param.detach(), 0.01)
+    for name, param in ema.model.named_parameters():
+        moved = (exact[name] - dict(ema.model.named_parameters())[name].detach().double()).abs()
+        assert param.dtype == torch.bfloat16
+        # within one bf16 rounding of the exact EMA, everywhere
+        assert torch.all(moved <= exact[name].abs() * 2 ** -8 + 1e-6), name
+        torch.testing.assert_close(ema.shadow[name].double(), exact[name], rtol=1e-5, atol=1e-6)
+    # the old update lags far behind the exact one: the test can tell the two apart
+    lag = max(float((exact[n] - naive[n].double()).abs().max()) for n in exact)
+    assert lag > 0.02  # vs <= 1e-5 for the shadow above
+
+
+def test_the_ema_resumes_its_fp32_shadow_exactly(tmp_path):
+    torch.manual_seed(0)
+    online = torch.nn.Linear(8, 8).to(torch.bfloat16)
+    ema = EmaSource(online, 0.9)
+    with torch.no_grad():
+        online.weight.add_(1e-3)
+    ema.update(online)
+    ema.save(tmp_path)
+    again = EmaSource(torch.nn.Linear(8, 8).to(torch.bfloat16), 0.9)
+    again.load(tmp_path)
+    for name in ema.shadow:
+        assert torch.equal(again.shadow[name], ema.shadow[name])
+        assert torch.equal(dict(again.model.named_parameters())[name], dict(ema.model.named_parameters())[name])
