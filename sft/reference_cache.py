@@ -7,14 +7,17 @@ Layout: `<cache_dir>/<key>/meta.json` + `shard-00000.safetensors`, ... Each shar
 rows, every cached signal as one flat float32 array (rows concatenated) plus the row lengths. Values are aligned
 with `labels`: entry t scores `labels[t]` given the tokens before it; entry 0 and ignored positions are 0.
 
-The key is the sha256 of (reference fingerprint, reference dtype, tokenizer fingerprint, chat template, max length,
-data fingerprint, signal names, format version): any changed input gives a new key and so a fresh build. Shards
+The key is the sha256 of (reference fingerprint -- file hashes, or a hub id at its cached commit --, reference dtype,
+tokenizer fingerprint, chat template, max length, data fingerprint, signal names, format version, a hash of the code
+that computes the signals): any changed input gives a new key and so a fresh build. Shards
 are written atomically, so a killed build resumes from its finished shards.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import json
 import os
 from collections.abc import Callable
@@ -33,6 +36,17 @@ FORMAT_VERSION = 1
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json")
 
 
+@functools.cache
+def signal_code_version() -> str:
+    """sha256 of the code that computes cached signals (the signals module and the reference's forward path), part
+    of every key: a changed computation never reuses signals an older one stored."""
+    from prift.sft import signals, sources
+
+    parts = [inspect.getsource(signals)] + [inspect.getsource(fn) for fn in (
+        sources._projects_plainly, sources._gathered, sources._last_hidden, sources.model_signals)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
 def _sha256_json(payload) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -48,12 +62,23 @@ def dataset_fingerprint(dataset) -> str:
     return digest.hexdigest()
 
 
+def hub_revision(model_id: str) -> str | None:
+    """The commit of the hub snapshot of ``model_id`` in the local Hugging Face cache (what the loader reads offline
+    and what a download resolves to), or None when none is cached."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(model_id, local_files_only=True)).name  # .../snapshots/<commit>
+    except Exception:  # noqa: BLE001 - not cached, no hub library, a malformed id: no revision known
+        return None
+
+
 def checkpoint_fingerprint(name_or_path: str) -> str:
-    """sha256 of a local checkpoint's weight and config files; hub ids are fingerprinted by id (plus the commit
-    the loader resolved, when the caller adds it)."""
+    """sha256 of a local checkpoint's weight and config files; a hub id by id and the commit of its cached snapshot
+    (``hub:<id>@<commit>``; ``@unknown`` when not cached yet), so a new upload never reuses an older one's cache."""
     path = Path(name_or_path)
     if not path.is_dir():
-        return f"hub:{name_or_path}"
+        return f"hub:{name_or_path}@{hub_revision(name_or_path) or 'unknown'}"
     files = sorted(p for p in path.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.is_file())
     return _sha256_json({p.name: sha256_file(p) for p in files})
 
@@ -76,7 +101,8 @@ class CacheKey:
 
     @property
     def digest(self) -> str:
-        fields = {**self.__dict__, "signals": list(self.signals), "format": FORMAT_VERSION}
+        fields = {**self.__dict__, "signals": list(self.signals), "format": FORMAT_VERSION,
+                  "code": signal_code_version()}
         return _sha256_json(fields)[:24]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import inspect
 import json
 from pathlib import Path
 
@@ -189,6 +190,39 @@ def test_cache_is_keyed_by_every_input(prepared):
                    data="x", signals=("logp",))
     digests = {name: dataclasses.replace(key, **{name: value}).digest for name, value in changes.items()}
     assert key.digest not in digests.values() and len(set(digests.values())) == len(changes)
+
+
+def test_a_change_to_the_signal_code_gives_a_new_key(prepared, monkeypatch):
+    from prift.sft import reference_cache, sources
+
+    config, tokenizer, dataset = prepared
+    key = reference_cache_for(config, tokenizer, dataset, config.model_name_or_path).key
+    before = key.digest
+    source = inspect.getsource(sources.model_signals)
+    real = inspect.getsource
+    reference_cache.signal_code_version.cache_clear()
+    monkeypatch.setattr(inspect, "getsource", lambda obj: real(obj).replace("[:, :-1]", "[:, 1:]")
+                        if obj is sources.model_signals else real(obj))  # an edit of the reference's forward path
+    assert "[:, :-1]" in source and key.digest != before
+    reference_cache.signal_code_version.cache_clear()
+    monkeypatch.undo()
+    assert key.digest == before
+
+
+def test_a_hub_reference_is_keyed_by_its_cached_commit(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from prift.sft.reference_cache import checkpoint_fingerprint
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))  # read when snapshot_download is called
+    assert checkpoint_fingerprint("org/model") == "hub:org/model@unknown"  # nothing cached yet
+    repo = tmp_path / "models--org--model"
+    for commit in ("a" * 40, "b" * 40):
+        (repo / "snapshots" / commit).mkdir(parents=True)
+        (repo / "snapshots" / commit / "config.json").write_text("{}")
+        (repo / "refs").mkdir(exist_ok=True)
+        (repo / "refs" / "main").write_text(commit)
+        assert checkpoint_fingerprint("org/model") == f"hub:org/model@{commit}"
 
 
 def test_too_little_space_fails_before_any_scoring(prepared, tmp_path, free_bytes):
