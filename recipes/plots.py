@@ -40,6 +40,16 @@ def reward_panel(ax, curves: dict[str, list[tuple[int, float]]]) -> None:
         ax.legend(fontsize=7)
 
 
+def training_panel(ax, curves: dict[str, list[tuple[int, float]]], label: str) -> None:
+    """An SFT training metric per optimizer step, one line per variant."""
+    for variant, points in curves.items():
+        ax.plot([s for s, _ in points], [v for _, v in points], marker=".", label=variant)
+    ax.set_xlabel("SFT step")
+    ax.set_ylabel(label, fontsize=8)
+    ax.set_title(f"during SFT: {label}", fontsize=9)
+    ax.legend(fontsize=7)
+
+
 def pass_at_k_panel(ax, curves: dict[str, list[float]], benchmark: str) -> None:
     """pass@k against k for each evaluated checkpoint."""
     for label, values in curves.items():

@@ -30,6 +30,8 @@ CAPTIONS = {  # figure name prefix -> heading in the report
     "scores_": "Pre- vs post-RL score per init:",
     "reward_curves": "RL reward curves of every init (one budget)",
     "pass_at_k_": "pass@k curves:",
+    "fig1a_training_correlation": "Fig 1a over training: online vs reference log-probabilities, per SFT step",
+    "fig1b_near_deterministic": "Fig 1b over training: near-deterministic response tokens, per SFT step",
     "fig1a_correlation": "Fig 1a: online vs reference target probabilities of the SFT checkpoints",
     "fig3a_entropy": "Fig 3a: token-entropy distributions of the SFT checkpoints",
     "fig5_heatmap": "Fig 5: one held-out example's token weights and probabilities",
@@ -89,6 +91,8 @@ class RunData:
                       if s["kind"] == "eval" and s["status"] in ("done", "skipped")}
         self.rl = {name.split("/", 1)[1]: _json(Path(s["output"]) / "run.json") for name, s in self.stages.items()
                    if s["kind"] == "rl" and s["status"] in ("done", "skipped")}
+        self.sft = {name.split("/", 1)[1]: _json(Path(s["output"]) / "run.json") for name, s in self.stages.items()
+                    if s["kind"] == "sft" and s["status"] in ("done", "skipped")}
         diag = self.stages.get("diagnostics")
         ok = diag and diag["status"] in ("done", "skipped")
         self.diagnostics = _json(Path(diag["output"]) / "diagnostics.json") if ok else None
@@ -127,6 +131,13 @@ class RunData:
     def reward_curves(self) -> dict[str, list]:
         return {init: r["reward_curve"]["reward"]["points"] for init, r in self.rl.items()
                 if r and "reward" in r.get("reward_curve", {})}
+
+    def training_curves(self, metric: str) -> dict[str, list[tuple[int, float]]]:
+        """(step, value) of an SFT training metric per variant, from each run.json's log history (variants that
+        logged it)."""
+        curves = {variant: [(h["step"], h[metric]) for h in (r or {}).get("log_history", []) if metric in h]
+                  for variant, r in self.sft.items()}
+        return {variant: points for variant, points in curves.items() if points}
 
     def pass_at_k(self, bench: str) -> dict[str, list[float]]:
         """Mean pass@k over problems for k = 1..n, per eval stage that ran `bench`."""
@@ -220,6 +231,13 @@ def html_table(header: list[str], rows: Rows) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+# figure name -> (SFT metric logged during training, y label): the paper's Fig 1a/1b as curves over SFT steps
+TRAINING_CURVES = {
+    "fig1a_training_correlation": ("online_reference_pearson", "Pearson r, online vs reference log p(y_t)"),
+    "fig1b_near_deterministic": ("near_deterministic", "fraction of response tokens with p > 0.9"),
+}
+
+
 def figures(data: RunData, out: Path) -> dict[str, Path]:
     """Every PNG of the report (only those whose data exist), summary.png first."""
     single: dict[str, tuple] = {}
@@ -229,6 +247,9 @@ def figures(data: RunData, out: Path) -> dict[str, Path]:
         single["reward_curves"] = (plots.reward_panel, data.reward_curves())
     for bench in data.benchmarks:
         single[f"pass_at_k_{bench}"] = (plots.pass_at_k_panel, data.pass_at_k(bench), bench)
+    for name, (metric, label) in TRAINING_CURVES.items():
+        if curves := data.training_curves(metric):
+            single[name] = (plots.training_panel, curves, label)
     if data.diagnostics:
         single["fig1a_correlation"] = (plots.correlation_panel, data.diagnostics)
         single["fig3a_entropy"] = (plots.entropy_panel, data.diagnostics)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from pathlib import Path
 
 import torch
@@ -23,7 +24,7 @@ from trl.trainer.utils import pad
 from prift.sft.lengths import TruncationReport, measure_truncation
 from prift.sft.loss import priority_loss
 from prift.sft.methods import Method
-from prift.sft.priorities import apply_rule, get_rule, segment_ids
+from prift.sft.priorities import adaptive_tau, apply_rule, get_rule, segment_ids
 from prift.sft.signals import SIGNAL_NAMES, signals_from_logits
 from prift.sft.sources import CACHE_COLUMN_PREFIX, EmaSource, LiveModelSource, zero_stage
 
@@ -222,7 +223,9 @@ class PriorityTrainer(SFTTrainer):
         mask = inputs["labels"][:, 1:] != -100
         token_logp, online, outputs = self._forward(model, inputs, mask)
         batch = {**inputs, **extras}
-        signals = self.signal_source.signals(batch, self.rule.signals, online=online)
+        names = self.rule.signals if self.signal_source.kind == "online" else (*dict.fromkeys([*self.rule.signals,
+                                                                                                 "logp"]),)
+        signals = self.signal_source.signals(batch, names, online=online)  # + the source's logp, for diagnostics
         if self.rule.reference_signals:
             if self.reference_source is None:
                 raise ValueError(f"rule {self.rule.name!r} reads reference signals but no reference was configured")
@@ -243,17 +246,35 @@ class PriorityTrainer(SFTTrainer):
         elif self.args.average_tokens_across_devices:
             loss = loss * (self.accelerator.num_processes // self.get_tp_size())
         self._log_priority_metrics(mode, token_logp.detach(), weights, mask, outputs, inputs)
+        self._log_diagnostics(mode, token_logp.detach(), signals, mask)
         return loss
 
+    def _log_diagnostics(self, mode, token_logp, signals, mask) -> None:
+        """The PriFT paper's training-time diagnostics on this batch's response tokens, averaged over each logging
+        window like the other metrics: Pearson r of the online vs the source's target log-probs (Fig 1a as a curve;
+        ``online_<reference|ema>_pearson``), and TALR's adaptive tau."""
+        kind = self.signal_source.kind.split("/")[0]
+        source_logp = signals.get("ref_logp", signals.get("logp")) if kind != "online" else signals.get("ref_logp")
+        if source_logp is not None:
+            name = "online_ema_pearson" if kind == "ema" else "online_reference_pearson"
+            pair = torch.stack([token_logp[mask].double(), source_logp[mask].double()])
+            if pair.shape[1] > 1:
+                self._metrics[mode][name].append(torch.corrcoef(pair)[0, 1].item())
+        if self.rule.name == "talr" and self.method.params.get("tau") is None:
+            tau = adaptive_tau(signals["logp"], mask.float(), signals.get("segments"))
+            self._metrics[mode]["talr_tau"].append(float(tau))
+
     def _log_priority_metrics(self, mode, token_logp, weights, mask, outputs, inputs) -> None:
-        """Unweighted NLL, mean weight and kept fraction over response tokens (plus TRL's entropy/accuracy), and
-        the tokens seen (attended tokens; every position of a padding-free row, as TRL counts them)."""
+        """Unweighted NLL, mean weight and kept fraction over response tokens, the fraction of near-deterministic
+        ones (online p > 0.9, the paper's Fig 1b) (plus TRL's entropy/accuracy), and the tokens seen (attended
+        tokens; every position of a padding-free row, as TRL counts them)."""
         gather = self.accelerator.gather_for_metrics
         maskf = mask.float()
         sums = {
             "nll": -(token_logp * maskf).sum(),
             "mean_weight": (weights * maskf).sum(),
             "kept_fraction": ((weights != 0).float() * maskf).sum(),
+            "near_deterministic": ((token_logp > math.log(0.9)).float() * maskf).sum(),
         }
         if outputs is not None:
             sums["entropy"] = outputs.entropy.detach().sum()

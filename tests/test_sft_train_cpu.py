@@ -121,6 +121,21 @@ def test_reference_methods_share_one_cache_entry(core):
     assert "reference_cache_build" not in runs["prift_mass"].record
 
 
+def test_training_time_diagnostics_are_in_the_log_history(core):
+    """Fig 1a as a curve: the online-vs-reference Pearson r of each logged step. At step 1 the online model *is* the
+    reference (the start checkpoint, before any update), so r = 1; after updates it falls."""
+    _, runs = core
+    for method, run in runs.items():
+        steps = [h for h in run.record["log_history"] if "loss" in h]
+        assert steps and all(0.0 <= h["near_deterministic"] <= 1.0 for h in steps), method
+        if method in REFERENCE_FED:
+            r = [h["online_reference_pearson"] for h in steps]
+            assert r[0] == pytest.approx(1.0, abs=1e-6) and all(-1.0 <= v <= 1.0 for v in r), (method, r)
+            assert r[-1] < 1.0 - 1e-6, (method, r)
+        else:
+            assert not any("online_reference_pearson" in h for h in steps), method
+
+
 def test_methods_train_differently(core):
     """Sanity check that makes the equalities below meaningful: DFT (online p) and PriFT-prob (frozen p) agree on
     the first step only, so their mean losses over 3 steps differ visibly."""
@@ -147,6 +162,7 @@ EXTRA = {
     "ema_rho0": dict(method="dft", source="ema", ema_rho=0.0),
     "ema_rho1": dict(method="dft", source="ema", ema_rho=1.0),
     "live": dict(method="prift_prob", reference_mode="live"),
+    "talr": dict(method="talr"),
 }
 
 
@@ -184,6 +200,10 @@ def test_other_methods_and_sources(case, core_cache, tmp_path, tiny_checkpoint, 
         assert loss == pytest.approx(core_loss["prift_prob"], rel=1e-5)
         assert "reference_cache" not in record["fingerprints"]
         assert record["fingerprints"]["reference_model"] == str(tiny_checkpoint)
+    elif case == "talr":
+        # the adaptive tau of each logged step: the median over the batch's sequences of their mean NLL
+        taus = [h["talr_tau"] for h in record["log_history"] if "loss" in h]
+        assert len(taus) == 3 and all(0.0 < t < 20.0 for t in taus)
     elif case == "eaft":
         assert record["metrics"]["train_loss"] != pytest.approx(core_loss["nll"], rel=1e-3)
 
