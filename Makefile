@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.prift-installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test test-fast lint bench clean
 
 install: $(STAMP)
 
@@ -20,7 +20,10 @@ demo: $(STAMP)
 	$(VENV)/bin/prift demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=25 tests
+
+test-fast: $(STAMP)  # the suite less the multi-process / kill / DeepSpeed tests (pytest -m 'not slow')
+	$(PY) -m pytest -q -m 'not slow' tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -28,6 +28,7 @@ from safetensors.torch import load_file
 
 CONFIGS = Path(__file__).resolve().parents[1] / "recipes" / "accelerate"
 pytestmark = [
+    pytest.mark.slow,
     needs_accelerate,
     pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="deepspeed is not installed"),
     pytest.mark.skipif(shutil.which(os.environ.get("CXX", "c++")) is None,

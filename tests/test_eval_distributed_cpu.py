@@ -15,9 +15,10 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
 from launch import accelerate_launch, needs_accelerate, run_command
 
-pytestmark = needs_accelerate
+pytestmark = [needs_accelerate, pytest.mark.slow]
 
 ARITH = Path(__file__).resolve().parents[1] / "recipes" / "data" / "arith" / "test.jsonl"
 BENCHMARKS = ("arith", "arith_b")  # two names over one file: two benchmarks, each with its own chunk seeds

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from prift.recipes.arithmetic import data_dir
 
 
@@ -35,6 +37,7 @@ def samples(out: Path) -> dict:
     return {(r["problem_id"], r["sample"]): (r["completion"], r["status"]) for r in rows}
 
 
+@pytest.mark.slow
 def test_sigkill_mid_eval_then_rerun_equals_an_uninterrupted_run(tmp_path, tiny_checkpoint):
     killed = tmp_path / "killed"
     child = subprocess.Popen(eval_command(tiny_checkpoint, killed), env=run_env(), stdout=subprocess.DEVNULL,

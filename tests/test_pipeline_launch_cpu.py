@@ -58,6 +58,7 @@ def statuses(run: Path) -> dict[str, str]:
     return {s["name"]: s["status"] for s in json.loads((run / "pipeline.json").read_text())["stages"]}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not ACCELERATE.is_file(), reason="accelerate's launcher is not installed")
 def test_launched_two_process_sft_stage_equals_the_in_process_stage(write_recipe, tmp_path, tiny_checkpoint):
     one, two = tmp_path / "one", tmp_path / "two"

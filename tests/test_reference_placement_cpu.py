@@ -24,6 +24,7 @@ def _sft_args(model: Path, data: Path, out: Path, per_device: int, mode: str) ->
             "--dataloader_pin_memory", "false"]
 
 
+@pytest.mark.slow
 @needs_accelerate
 def test_per_rank_reference_under_ddp_equals_the_cache_of_one_process(tmp_path, tiny_checkpoint, arith_rows,
                                                                        write_jsonl):

@@ -22,7 +22,7 @@ from transformers import AutoModelForCausalLM
 
 from prift import main
 
-pytestmark = [needs_accelerate, pytest.mark.usefixtures("one_torch_thread")]
+pytestmark = [needs_accelerate, pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 GLOBAL_ROWS = 16  # completions per generation round: 4 prompts x 4
 BUDGET = 64  # completions, refills included

@@ -12,7 +12,7 @@ import torch
 from launch import accelerate_launch, needs_accelerate, prift_command, run_command
 from safetensors.torch import load_file
 
-pytestmark = needs_accelerate
+pytestmark = [needs_accelerate, pytest.mark.slow]
 
 
 def _sft_args(model: Path, data: Path, out: Path, per_device: int, packing: bool = False) -> list[str]:

@@ -26,6 +26,7 @@ def _env(cache: Path) -> dict:
     return {**os.environ, "PRIFT_CACHE_DIR": str(cache), "OMP_NUM_THREADS": "1"}
 
 
+@pytest.mark.slow
 def test_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_path, tiny_checkpoint, arith_jsonl):
     cache = tmp_path / "cache"
     subprocess.run(_command(tiny_checkpoint, arith_jsonl, tmp_path / "clean"), env=_env(cache), check=True,
