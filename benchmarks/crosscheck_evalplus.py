@@ -189,22 +189,33 @@ def report(result: dict) -> None:
               f"{d['prift']}: {d['detail']}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def common_parser(description: str, benchmarks: tuple[str, ...], example_tasks: str) -> argparse.ArgumentParser:
+    """The options every cross-check script takes (task selection, program kinds, workers, output)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--limit", type=int, default=None, help="first N tasks of each benchmark (default all)")
-    parser.add_argument("--tasks", default="", help="only these task ids (comma-separated, e.g. Mbpp/392,HumanEval/15)")
-    parser.add_argument("--benchmarks", default="humaneval_plus,mbpp_plus")
+    parser.add_argument("--tasks", default="", help=f"only these task ids (comma-separated, e.g. {example_tasks})")
+    parser.add_argument("--benchmarks", default=",".join(benchmarks))
     parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1))
-    parser.add_argument("--slow_s", type=float, default=2.0)
+    parser.add_argument("--slow_s", type=float, default=2.0, help="seconds the slow mutant sleeps")
     parser.add_argument("--json", default=None, help="also write the results (with disagreements) here")
-    args = parser.parse_args()
+    return parser
+
+
+def checked_kinds(args: argparse.Namespace) -> list[str]:
+    """The ``--kinds`` asked for, after checking the benchmark data is there and every kind is known."""
     if data_root() is None:
         sys.exit("no benchmark data: set $PRIFT_DATA_DIR or put the shared data at ../shared/data")
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     unknown = set(kinds) - set(KINDS)
     if unknown:
         sys.exit(f"unknown kinds {sorted(unknown)}; valid: {', '.join(KINDS)}")
+    return kinds
+
+
+def main() -> None:
+    args = common_parser(__doc__.split("\n\n")[0], tuple(DATASETS), "Mbpp/392,HumanEval/15").parse_args()
+    kinds = checked_kinds(args)
     results = []
     with tempfile.TemporaryDirectory(prefix="prift-crosscheck-") as tmp:
         os.environ["PRIFT_CACHE_DIR"] = str(Path(tmp) / "prift-cache")  # prift's expected outputs: computed afresh

