@@ -168,5 +168,6 @@ def load_sft_dataset(spec: str, *, split: str = "train", adapter: str = "auto", 
     dataset = Dataset.from_list(converted)
     for name, values in extra.items():
         dataset = dataset.add_column(name, values)
-    provenance.update(rows=len(converted), adapter=chosen.name if chosen else "trl")
+    chat_rows = chosen is None and ("messages" in rows[0] or is_messages(rows[0].get("prompt")))  # chat in the file
+    provenance.update(rows=len(converted), adapter=chosen.name if chosen else "trl", chat_rows=chat_rows)
     return dataset, provenance

@@ -126,14 +126,15 @@ def _with_token_labels(dataset, source: str):
     return dataset.map(lambda row: {TOKEN_LABELS: [float(row["sign"])] * len(row["input_ids"])})
 
 
-def check_chat_template(tokenizer, dataset, config: PriftSFTConfig, source: str) -> None:
+def check_chat_template(tokenizer, dataset, config: PriftSFTConfig, provenance: dict) -> None:
     """Chat-message rows need a chat template: fail before training, naming the tokenizer and the ways out."""
     from trl.data_utils import is_conversational
 
     if getattr(tokenizer, "chat_template", None) or config.chat_template_path or not is_conversational(dataset[0]):
         return
+    source = provenance["source"]
     plain = ("set use_chat_template=false to train on plain prompt + completion text, or " if
-             config.use_chat_template and "messages" not in dataset.column_names else "")
+             config.use_chat_template and not provenance.get("chat_rows") else "")  # rows that are text in the file
     raise ValueError(f"the tokenizer of {config.model_name_or_path!r} has no chat template, but the rows of {source} "
                      f"are chat messages; {plain}set chat_template_path to a .jinja template (or a checkpoint whose "
                      "tokenizer has one)")
@@ -166,7 +167,7 @@ def prepare(config: PriftSFTConfig, training: bool = True) -> Prepared:
         config.dataset, split=config.dataset_split, adapter=config.dataset_adapter, data_dir=config.data_dir,
         max_samples=config.max_samples, chat_template=config.use_chat_template, messages_loss=config.messages_loss)
     record.extra["data"] = provenance
-    check_chat_template(tokenizer, dataset, config, provenance["source"])
+    check_chat_template(tokenizer, dataset, config, provenance)
     if training:
         check_checkpoint_space(config.output_dir, policy, config, ema=method.source == "ema")
     trainer = PriorityTrainer(model=policy, args=config, train_dataset=dataset, processing_class=tokenizer,
