@@ -66,6 +66,7 @@ BOOTSTRAP = (
 COMPILE = "import marshal, sys; sys.stdout.buffer.write(marshal.dumps(compile(sys.stdin.read(), 'sandbox_runner', 'exec')))"
 INTERPRETER_CANDIDATES = ("/usr/bin/python3", "/usr/local/bin/python3")
 PIPE_BUFFER = 65536
+GRADER_DEADLINE_MARGIN_S = 0.5  # the grader's own deadline before the run's wall clock
 GRADER_MB = 96  # the grader's own interpreter, counted in the run's cgroup (see _run_memory_mb)
 MAX_SLOTS = 1024
 PROBE_PROGRAM = "import bisect, collections, decimal, fractions, heapq, itertools, statistics, string"
@@ -245,7 +246,11 @@ def _execute(
     workdir = tempfile.mkdtemp(prefix="prift-sandbox-")
     verdict_r, verdict_w = os.pipe()
     try:
-        job = _job(program, spec, config, plan, workdir, slot) | {"stop_on_failure": stop, "verdict_fd": verdict_w}
+        # counting every case (code_pass_fraction): the grader stops waiting a little before the host's kill, so a
+        # program that hangs on a late case keeps the cases it passed
+        deadline = None if stop else max(0.1, config.timeout_s - GRADER_DEADLINE_MARGIN_S)
+        job = _job(program, spec, config, plan, workdir, slot) | {"stop_on_failure": stop, "verdict_fd": verdict_w,
+                                                                  "deadline_s": deadline}
         if job["drop_to"]:
             os.chown(workdir, *job["drop_to"])
         if cgroup is not None:

@@ -32,6 +32,7 @@ import resource
 import select
 import struct
 import sys
+import time
 
 MAX_REPLY = 512 * 2**20  # bytes of one reply the grader will decode (and at most half its address space)
 MAX_DEPTH = 200  # nesting of encoded data
@@ -509,9 +510,10 @@ class Remote:
 class Link:
     """The grader's end of the pipe pair: requests go out as data, replies come back strictly decoded."""
 
-    def __init__(self, requests, replies, limit, pid):
+    def __init__(self, requests, replies, limit, pid, deadline=None):
         self.requests, self.replies, self.limit, self.pid = requests, replies, limit, pid
         self.call_timeout_s = None
+        self.deadline = deadline  # monotonic time the grader stops waiting (and still reports what passed)
 
     def set_call_timeout(self, seconds):
         """Each later request must be answered within ``seconds`` (None: no limit), else the program is killed and
@@ -522,12 +524,15 @@ class Link:
         return Remote(self, ref, name, is_callable)
 
     def read(self):
-        if self.call_timeout_s is not None and not select.select([self.replies], [], [], self.call_timeout_s)[0]:
+        timeout, why = self.call_timeout_s, f"no answer within {self.call_timeout_s} s"
+        if self.deadline is not None and (timeout is None or self.deadline - time.monotonic() < timeout):
+            timeout, why = max(0.0, self.deadline - time.monotonic()), "the run's wall clock ran out"
+        if timeout is not None and not select.select([self.replies], [], [], timeout)[0]:
             try:
                 os.kill(self.pid, SIGKILL)
             except ProcessLookupError:
                 pass
-            raise ProgramTimeout(f"no answer within {self.call_timeout_s:g} s")
+            raise ProgramTimeout(why)
         try:
             raw = receive(self.replies, self.limit)
         except OSError:
@@ -727,6 +732,7 @@ def read_message(fd):
 
 
 def main():
+    started = time.monotonic()
     job = read_message(0)
     applied = {}
     try:
@@ -751,7 +757,9 @@ def main():
         os.close(requests_r)
         os.close(replies_w)
         tests = read_message(0)
-        verdict = judge(job, tests, Link(requests_w, replies_r, min(MAX_REPLY, job["limits"]["as"] // 2), pid), pid)
+        deadline = None if job.get("deadline_s") is None else started + job["deadline_s"]
+        link = Link(requests_w, replies_r, min(MAX_REPLY, job["limits"]["as"] // 2), pid, deadline)
+        verdict = judge(job, tests, link, pid)
     except RuntimeError as exc:
         verdict = {"status": "error", "detail": str(exc)}
     except BaseException as exc:  # a grader bug: an error for this program, never a crash without a verdict
@@ -766,6 +774,9 @@ def main():
 def judge(job, tests, link, pid):
     try:
         first = link.read()
+    except ProgramTimeout as exc:
+        return {"status": "timeout", "detail": f"program never ready for its tests: {exc}", "passed": 0,
+                "total": 0}
     except (ProgramDied, ProgramError) as exc:
         return _died_status(pid, {"status": "failed", "detail": f"program ended before its tests: {exc}"})
     if first[0] == "unconfined":

@@ -121,3 +121,17 @@ def test_per_program_wall_clocks_replace_the_config_s():
     results = run_many([program, program], [TestSpec("assert", "assert f() == 1")] * 2,
                        SandboxConfig(timeout_s=0.8, workers=2), timeouts_s=[5.0, 0.8])
     assert [r.status for r in results] == ["passed", "timeout"]
+
+
+def test_code_pass_fraction_keeps_the_cases_passed_before_a_hang():
+    """Counting every case, the grader stops waiting just before the run's wall clock: the cases a program passed
+    before it hung still count (status timeout, 2 of 4); all-or-nothing grading is unchanged."""
+    from prift.rewards.functions import code_pass, code_pass_fraction
+
+    program = "def f(x):\n    while x == 3:\n        pass\n    return x\n"
+    tests = "assert f(1) == 1\nassert f(2) == 2\nassert f(3) == 3\nassert f(4) == 4\n"
+    result = run_many([program], [TestSpec("assert", tests)], SandboxConfig(timeout_s=3), stop_on_failure=False)[0]
+    assert result.status == "timeout" and (result.passed, result.total) == (2, 4), result
+    completion = f"```python\n{program}```"
+    assert code_pass_fraction([""], [completion], tests=[tests], timeout_s=3) == [0.5]
+    assert code_pass([""], [completion], tests=[tests], timeout_s=3) == [0.0]
