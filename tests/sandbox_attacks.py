@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,10 +135,15 @@ def attacks(host: dict) -> dict[str, Attack]:
             group="memory",
         ),
         "memory_in_forks": Attack(  # each process stays under memory_mb; together they do not
-            "import os\ndef f():\n    pids = []\n    for _ in range(4):\n        pid = os.fork()\n"
+            # every child stops itself once it holds its 400 MiB and is continued only when all four have theirs: on a
+            # busy machine children that ran one after the other would never hold more than one process's worth
+            "import os, signal\ndef f():\n    pids = []\n    for _ in range(4):\n        pid = os.fork()\n"
             "        if pid == 0:\n            b = bytearray(400 * 2**20)\n            b[::4096] = b'x' * len(b[::4096])\n"
-            "            os._exit(0)\n        pids.append(pid)\n"
-            "    return sum(os.waitpid(p, 0)[1] == 0 for p in pids)\n",
+            "            os.kill(os.getpid(), signal.SIGSTOP)\n            os._exit(0)\n        pids.append(pid)\n"
+            "    done = {}\n    for p in pids:\n        st = os.waitpid(p, os.WUNTRACED)[1]\n"
+            "        if not os.WIFSTOPPED(st):\n            done[p] = st\n    for p in pids:\n"
+            "        if p not in done:\n            os.kill(p, signal.SIGCONT)\n            done[p] = os.waitpid(p, 0)[1]\n"
+            "    return sum(st == 0 for st in done.values())\n",
             _assert("assert f() == 4"),
             frozenset({"memory", "failed"}),
             group="memory",
@@ -389,8 +395,18 @@ def attacks(host: dict) -> dict[str, Attack]:
     }
 
 
-def sandbox_processes() -> list[int]:
-    """Runner processes that descend from this process or were orphaned to init (an escape ends up as one)."""
+def sandbox_processes(grace_s: float = 2.0) -> list[int]:
+    """Runner processes that descend from this process or were orphaned to init (an escape ends up as one) and are
+    still there ``grace_s`` later: a run being killed right now (another session's, on a shared machine) is
+    briefly an orphan too."""
+    first = _sandbox_processes()
+    if not first:
+        return []
+    time.sleep(grace_s)
+    return sorted(set(first) & set(_sandbox_processes()))
+
+
+def _sandbox_processes() -> list[int]:
     me, found = os.getpid(), []
     for entry in Path("/proc").iterdir():
         try:
