@@ -275,10 +275,13 @@ def check_budgets(recipe: Recipe) -> None:
                               f"({detail}); a fair SFT-init comparison needs one budget for all")
 
 
-def load_recipe(path: str | Path, output_dir: str | None = None) -> Recipe:
-    """Parse and validate a recipe; every stage config is built once so a bad value fails here."""
+def load_recipe(path: str | Path, output_dir: str | None = None, base_model: str | None = None) -> Recipe:
+    """Parse and validate a recipe; every stage config is built once so a bad value fails here. ``base_model``
+    replaces the recipe's (the same comparison on another model)."""
     path = Path(path)
     raw = read_yaml_mapping(path, "recipe", "recipe keys", loader=_Loader)
+    if base_model:
+        raw["base_model"] = str(Path(base_model).absolute()) if Path(base_model).exists() else base_model
     valid = [f.name for f in dataclasses.fields(Recipe) if f.name != "path"]
     for key in raw:
         if key not in valid:

@@ -109,11 +109,12 @@ def _packaged(folder: str) -> list[Path]:
     return sorted(Path(str(resources.files("prift.recipes") / folder)).glob("*.yaml"))
 
 
-@pytest.mark.parametrize("path", _packaged("paper") + _packaged("demo"), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", _packaged("paper") + _packaged("demo") + _packaged("ablations")
+                         + _packaged("ablations/cpu"), ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_packaged_recipes_validate_and_print_their_plan(path, tmp_path, capsys):
     rc, out, err = run_cli(path, tmp_path, capsys, "--dry-run")
     assert rc == 0, err
-    assert "[prift] plan" in out and "sft/prift_mass" in out
+    assert "[prift] plan" in out and ("sft/prift_mass" in out or "ablations" in path.parts)
     if path.parent.name == "paper" and "math" in path.stem:  # the paper's whole math suite, nothing left out
         assert all(f"eval {b}:" in out for b in ("math500", "minerva", "olympiadbench", "aime24", "amc23"))
         assert "NOT EVALUATED" not in out
@@ -121,3 +122,4 @@ def test_packaged_recipes_validate_and_print_their_plan(path, tmp_path, capsys):
 
 def test_packaged_recipe_folders_are_not_empty():
     assert len(_packaged("paper")) >= 5 and len(_packaged("demo")) == 1 and len(_packaged("accelerate")) == 4
+    assert len(_packaged("ablations")) == len(_packaged("ablations/cpu")) == 4  # each GPU ablation has a CPU twin

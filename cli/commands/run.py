@@ -24,13 +24,16 @@ def main(argv: list[str], prog: str = "prift run") -> int:
     parser.add_argument("--dry-run", "--dry_run", action="store_true", help="print the plan and stop")
     parser.add_argument("--output_dir", "--output-dir", default=None,
                         help="run folder (default: the recipe's output_dir, else outputs/<name>)")
+    parser.add_argument("--base_model", "--base-model", default=None,
+                        help="run the recipe's comparison on this model instead of its base_model (hub id, local "
+                             "checkpoint or the embedded alias)")
     args = parser.parse_args(argv)
 
     from prift.recipes.pipeline import Summary, build_stages, describe_plan, execute, plan
     from prift.recipes.recipe import describe_recipe, load_recipe
 
     try:
-        recipe = load_recipe(args.recipe, args.output_dir)
+        recipe = load_recipe(args.recipe, args.output_dir, args.base_model)
     except ConfigError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         return 2
