@@ -67,7 +67,7 @@ def _log(kwargs: dict, name: str, value: float) -> None:
         log_metric(name, value)
 
 
-@register_reward("math_accuracy")
+@register_reward("math_accuracy", accuracy=True)
 def math_accuracy(prompts: list, completions: list, answer: Sequence[object] | None = None, **kwargs) -> Rewards:
     """1.0 iff the completion's final answer is mathematically equal to ``answer`` (math-verify, gold first)."""
     answer = _require(answer, "answer")
@@ -77,7 +77,7 @@ def math_accuracy(prompts: list, completions: list, answer: Sequence[object] | N
     return [None if g is None else float(v.equal) for g, v in zip(golds, verdicts, strict=True)]
 
 
-@register_reward("gsm8k_numeric")
+@register_reward("gsm8k_numeric", accuracy=True)
 def gsm8k_numeric(prompts: list, completions: list, answer: Sequence[object] | None = None, **kwargs) -> Rewards:
     """1.0 iff the completion's final number equals ``answer`` exactly (``1,000`` == ``1000.0``)."""
     answer = _require(answer, "answer")
@@ -87,7 +87,7 @@ def gsm8k_numeric(prompts: list, completions: list, answer: Sequence[object] | N
     ]
 
 
-@register_reward("multiple_choice")
+@register_reward("multiple_choice", accuracy=True)
 def multiple_choice(prompts: list, completions: list, answer: Sequence[object] | None = None, **kwargs) -> Rewards:
     """1.0 iff the extracted letter equals ``answer``; letters allowed: ``A``-``D``, widened up to the gold letter."""
     answer = _require(answer, "answer")
@@ -128,7 +128,7 @@ def _code_reward(name: str, fraction: bool, doc: str) -> RewardFn:
 
     reward.__name__ = reward.__qualname__ = name
     reward.__doc__ = doc
-    return register_reward(name)(reward)
+    return register_reward(name, accuracy=True)(reward)
 
 
 code_pass = _code_reward("code_pass", False, "1.0 iff the last Python block of the completion passes all of ``tests`` "

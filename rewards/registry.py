@@ -15,19 +15,29 @@ from collections.abc import Callable
 RewardFn = Callable[..., list[float | None]]
 
 _REWARDS: dict[str, RewardFn] = {}
+_ACCURACY: set[str] = set()
 _BUILTINS = "prift.rewards.functions"
 
 
-def register_reward(name: str) -> Callable[[RewardFn], RewardFn]:
-    """Decorator: register a reward under ``name``; a second registration of the same name is an error."""
+def register_reward(name: str, accuracy: bool = False) -> Callable[[RewardFn], RewardFn]:
+    """Decorator: register a reward under ``name``; a second registration of the same name is an error.
+    ``accuracy``: it verifies the task's answer (DAPO's dynamic sampling filters groups on these)."""
 
     def decorate(fn: RewardFn) -> RewardFn:
         if name in _REWARDS:
             raise ValueError(f"reward {name!r} is already registered (by {_REWARDS[name].__module__})")
         _REWARDS[name] = fn
+        if accuracy:
+            _ACCURACY.add(name)
         return fn
 
     return decorate
+
+
+def is_accuracy_reward(name: str) -> bool:
+    """Whether ``name`` is a registered accuracy reward (a verifier of the task's answer, not a shaping term)."""
+    importlib.import_module(_BUILTINS)
+    return name in _ACCURACY
 
 
 def reward_names() -> list[str]:

@@ -91,6 +91,13 @@ class PriftRLConfig(HardwareDefaults, GRPOConfig):
                           "and refill the batch from fresh prompts, up to --max_refill_rounds extra generation rounds "
                           "per step. Needs per_device_train_batch_size * steps_per_generation divisible by "
                           "num_generations."})
+    dynamic_sampling_metric: str = field(
+        default="accuracy",
+        metadata={"help": "What a kept group's rewards must vary in: accuracy (as DAPO filters: the accuracy rewards "
+                          "math_accuracy, gsm8k_numeric, multiple_choice, code_pass, code_pass_fraction and your own "
+                          "reward functions, not the shaping ones format_boxed and soft_overlong; a group all wrong "
+                          "or all right is dropped even when its length reward varies) or total (the weighted sum of "
+                          "every reward)."})
     max_refill_rounds: int = field(
         default=4,
         metadata={"help": "Cap on extra generation rounds per step. When it is reached with too few varying groups, "
@@ -137,6 +144,11 @@ class PriftRLConfig(HardwareDefaults, GRPOConfig):
         if self.budget is not None and self.budget <= 0:
             raise ValueError(f"budget must be a positive number of {self.budget_unit}; got {self.budget}")
         self._add_overlong_reward()
+        if self.dynamic_sampling_metric not in ("accuracy", "total"):
+            raise ValueError(f"dynamic_sampling_metric: expected accuracy or total, got {self.dynamic_sampling_metric!r}")
+        if self.dynamic_sampling and self.dynamic_sampling_metric == "accuracy" and not any(self.filter_mask()):
+            raise ValueError(f"dynamic_sampling_metric=accuracy needs an accuracy reward among rewards "
+                             f"({', '.join(self.rewards)}); set dynamic_sampling_metric=total to filter on all of them")
         if self.max_refill_rounds < 0:
             raise ValueError(f"max_refill_rounds must be >= 0; got {self.max_refill_rounds}")
         if self.generation_batch_size is not None and self.steps_per_generation is not None:
@@ -193,6 +205,15 @@ class PriftRLConfig(HardwareDefaults, GRPOConfig):
             if self.reward_weights is not None or self.overlong_weight != 1.0:
                 self.reward_weights = [*(self.reward_weights or [1.0] * len(self.rewards)), self.overlong_weight]
             self.rewards = [*self.rewards, OVERLONG]
+
+    def filter_mask(self) -> list[bool]:
+        """Per reward in ``rewards`` order: whether dynamic sampling's keep/drop decision reads it (with ``accuracy``:
+        the registered accuracy rewards and your own reward functions, not the built-in shaping ones)."""
+        from prift.rewards.registry import is_accuracy_reward, reward_names
+
+        builtin = set(reward_names())
+        return [self.dynamic_sampling_metric == "total" or is_accuracy_reward(name) or name not in builtin
+                for name in self.rewards]
 
     def reward_specs(self) -> list[tuple[str, dict]]:
         """(name, settings) of every reward; soft_overlong gets L_max = max_completion_length, L_cache =

@@ -1,7 +1,9 @@
 """DAPO dynamic sampling, the parts that do not need a trainer: which groups to keep, splitting a scored batch into
 prompt groups, re-padding kept groups from different rounds into one batch, and the refill prompt stream.
 
-A group (the G completions of one prompt) is kept iff its weighted reward r_i = sum_f w_f r_f,i varies:
+A group (the G completions of one prompt) is kept iff its weighted reward r_i = sum_f w_f r_f,i varies, the sum
+taken over the rewards ``dynamic_sampling_metric`` selects (DAPO's default: the accuracy rewards only, so a group all
+wrong or all right is dropped even when a length reward varies):
 ``std_g = nanstd(r over the group)`` is neither close to 0 nor NaN, the criterion TRL's own
 ``frac_reward_zero_std`` uses. Such a group has a non-zero advantage for at least one completion; a zero-variance
 group has A_i = 0 for all i (``scale_rewards`` group or none) and contributes no policy gradient.
@@ -30,12 +32,17 @@ BATCH_KEYS = ("num_items_in_batch",)  # batch-level values, recomputed after mer
 REFILL_SEED_OFFSET = 1_000_003  # refill prompts come from a stream other than the main sampler's
 
 
-def keep_mask(rewards_per_func: torch.Tensor, weights: torch.Tensor, num_generations: int) -> torch.Tensor:
-    """(groups,) bool: True where the group's weighted reward has non-zero, non-NaN std.
+def keep_mask(rewards_per_func: torch.Tensor, weights: torch.Tensor, num_generations: int,
+              read: list[bool] | None = None) -> torch.Tensor:
+    """(groups,) bool: True where the group's weighted reward over the functions ``read`` selects (default all) has
+    non-zero, non-NaN std.
 
     ``rewards_per_func`` is TRL's gathered (rows, functions) reward tensor (NaN = not applicable); rows in which every
-    function gave NaN stay NaN, as in TRL's advantage computation.
+    read function gave NaN stay NaN, as in TRL's advantage computation.
     """
+    if read is not None:
+        columns = [i for i, used in enumerate(read) if used]
+        rewards_per_func, weights = rewards_per_func[:, columns], weights[columns]
     rewards = (rewards_per_func * weights.to(rewards_per_func.device).unsqueeze(0)).nansum(dim=1)
     rewards[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
     std = nanstd(rewards.view(-1, num_generations), dim=1)

@@ -101,7 +101,8 @@ class PriftGRPOTrainer(GRPOTrainer):
             out = self._scored_round(rows, refill=rounds > 0)
             first = self.accelerator.process_index * len(rows) // G
             scored.update({(rounds, first + g): group for g, group in enumerate(split_groups(out, G))})
-            keep = keep_mask(self._last_rewards, self.reward_weights, G).tolist()  # global, the same on every process
+            # global (the same on every process); DAPO's default reads the accuracy rewards only
+            keep = keep_mask(self._last_rewards, self.reward_weights, G, self.args.filter_mask()).tolist()
             for g, varying in enumerate(keep):
                 (kept if varying else spare).append((rounds, g))
             if len(kept) >= target or rounds == self.args.max_refill_rounds:

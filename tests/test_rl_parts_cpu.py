@@ -40,6 +40,22 @@ def test_keep_mask_is_nonzero_std_of_the_weighted_sum():
     assert keep_mask(rewards, weights, 2).tolist() == [False, False, True, False, True]
 
 
+def test_dapo_filters_groups_on_accuracy_not_on_the_length_reward():
+    # rewards [math_accuracy, soft_overlong]: group 0 all wrong but of different lengths, group 1 right and wrong
+    rewards = torch.tensor([[0.0, 0.0], [0.0, -0.5], [1.0, 0.0], [0.0, 0.0]])
+    weights = torch.tensor([1.0, 1.0])
+    accuracy = _config(dynamic_sampling=True, max_completion_length=64, overlong_buffer=16)
+    assert accuracy.rewards == ["math_accuracy", "soft_overlong"] and accuracy.filter_mask() == [True, False]
+    assert keep_mask(rewards, weights, 2, accuracy.filter_mask()).tolist() == [False, True]  # DAPO: on accuracy
+    total = _config(dynamic_sampling=True, max_completion_length=64, overlong_buffer=16,
+                    dynamic_sampling_metric="total")
+    assert keep_mask(rewards, weights, 2, total.filter_mask()).tolist() == [True, True]  # length alone keeps it
+    with pytest.raises(ValueError, match="needs an accuracy reward among rewards"):
+        _config(dynamic_sampling=True, rewards=["format_boxed"])
+    with pytest.raises(ValueError, match="dynamic_sampling_metric: expected accuracy or total"):
+        _config(dynamic_sampling_metric="kept")
+
+
 def test_split_and_merge_repad_groups_from_different_rounds():
     pad = 9
     round_a = {"prompt_ids": torch.tensor([[1, 2], [1, 2]]), "prompt_mask": torch.ones(2, 2, dtype=torch.long),
