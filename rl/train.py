@@ -7,13 +7,14 @@ checkpoint and its spent budget), save, record provenance with the budget spent 
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 from prift.models.checkpoints import last_complete_checkpoint
 from prift.models.diskspace import check_checkpoint_space, disk_full_errors
 from prift.models.loading import load_causal_lm, load_tokenizer, resolve_model_path
-from prift.models.provenance import RunRecord, ensure_writable
+from prift.models.provenance import RunRecord, ensure_writable, to_jsonable
 from prift.rewards.registry import get_reward
 from prift.rl.budget import BUDGET_FILE, Budget
 from prift.rl.config import PriftRLConfig
@@ -76,10 +77,31 @@ def overlong_prompts(config: PriftRLConfig, tokenizer, dataset, context: int | N
     return report
 
 
+def finished_run(config: PriftRLConfig) -> str | None:
+    """What ``config.output_dir`` says of a finished run of exactly ``config`` (run.json is written only once
+    training and the final save are done), or None when there is none to keep (or ``resume`` is off)."""
+    path = Path(config.output_dir) / "run.json"
+    if not config.resume or not path.is_file():
+        return None
+    try:
+        done = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if done.get("config") != json.loads(json.dumps(to_jsonable(config))):
+        return None
+    budget = done.get("budget") or {}
+    spent = (budget.get("spent") or {}).get(budget.get("unit"))
+    return f"{spent} of {budget.get('amount')} {budget.get('unit')} spent" if budget.get("amount") else "no budget"
+
+
 def run_rl(config: PriftRLConfig) -> Path:
     """Train; return the output folder holding the HF checkpoint and run.json (written by the main process; all
-    processes return once it exists)."""
+    processes return once it exists). A rerun of a finished run with the same config is a no-op that says so."""
     ensure_writable(config.output_dir)
+    if (finished := finished_run(config)) is not None:
+        print(f"[prift] rl: {config.output_dir} already holds this run, finished ({finished}); nothing to do "
+              "(resume=false or another output_dir trains again)", flush=True)
+        return Path(config.output_dir)
     record = RunRecord("rl", config, seed=config.seed)
     checkpoint = resolve_model_path(config.model_name_or_path)
     tokenizer_source = resolve_model_path(config.tokenizer_name_or_path or config.model_name_or_path, "tokenizer")

@@ -246,6 +246,24 @@ def test_resume_continues_the_budget_and_prompt_order(tiny_checkpoint, prompts_j
         assert resumed["budget"]["spent"][key] == straight["budget"]["spent"][key]
 
 
+@pytest.mark.parametrize("settings", [{"budget_unit": "tokens", "budget": 40},
+                                      {"dynamic_sampling": True, "max_refill_rounds": 2, "budget": 2}],
+                         ids=["tokens", "dynamic_sampling"])
+def test_rerunning_a_finished_run_changes_nothing(settings, tiny_checkpoint, prompts_jsonl, tmp_path, capsys):
+    cfg = config(tiny_checkpoint, prompts_jsonl, tmp_path / "rl", save_strategy="steps", save_steps=1, **settings)
+    out = run_rl(cfg)
+    before = {p.name: p.read_bytes() for p in (out / "run.json", out / "model.safetensors")}
+    CALLS.clear()
+    assert run_rl(config(tiny_checkpoint, prompts_jsonl, tmp_path / "rl", save_strategy="steps", save_steps=1,
+                         **settings)) == out
+    assert CALLS == [] and "already holds this run, finished" in capsys.readouterr().out
+    assert {p.name: p.read_bytes() for p in (out / "run.json", out / "model.safetensors")} == before
+    # another setting is another run: it trains (resuming from the checkpoints there, as before)
+    run_rl(config(tiny_checkpoint, prompts_jsonl, tmp_path / "rl", save_strategy="steps", save_steps=1,
+                  **{**settings, "learning_rate": 5e-3}))
+    assert CALLS != []
+
+
 # --- errors before training ---------------------------------------------------------------------------------------
 
 
