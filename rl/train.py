@@ -145,6 +145,7 @@ def run_rl(config: PriftRLConfig) -> Path:
         if trainer.is_world_process_zero():  # every process holds the same record; one writes it
             record.write(config.output_dir, metrics=result.metrics, resumed_from=last, budget=budget.record(),
                          reward_curve=reward_curve(trainer.state.log_history),
-                         log_history=trainer.state.log_history, world_size=trainer.accelerator.num_processes)
+                         log_history=trainer.state.log_history, world_size=trainer.accelerator.num_processes,
+                         filler_only_steps=trainer.filler_only_steps)
     trainer.accelerator.wait_for_everyone()  # every process returns once run.json exists
     return Path(config.output_dir)

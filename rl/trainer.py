@@ -29,6 +29,22 @@ from prift.rl.budget import Budget, BudgetCallback
 from prift.rl.dynamic_sampling import RefillStream, keep_mask, masked, merge_groups, split_groups
 
 
+class SkippableScheduler:
+    """An LR scheduler whose ``step`` does nothing while ``skip()`` is true; everything else (state_dict, get_last_lr,
+    ...) is the wrapped scheduler's, so checkpoints hold the plain scheduler state."""
+
+    def __init__(self, scheduler, skip):
+        self.scheduler, self.skip = scheduler, skip
+
+    def step(self, *args, **kwargs):
+        if not self.skip():
+            return self.scheduler.step(*args, **kwargs)
+        return None
+
+    def __getattr__(self, name):
+        return getattr(self.scheduler, name)
+
+
 class PriftGRPOTrainer(GRPOTrainer):
     def __init__(self, *args, budget: Budget, **kwargs):
         super().__init__(*args, **kwargs)
@@ -37,6 +53,36 @@ class PriftGRPOTrainer(GRPOTrainer):
         self._refill: RefillStream | None = None
         self._last_rewards: torch.Tensor | None = None
         self._round_tokens = 0
+        self._filler_only = False  # the current generation batch holds no group with reward variance
+        self.filler_only_steps = 0
+
+    def create_optimizer(self, *args, **kwargs):
+        """TRL's optimizer, whose ``step`` is skipped (and counted) on a filler-only batch: dynamic sampling found no
+        group with reward variance within its refill cap, every completion is masked out, and an update would be
+        only AdamW's momentum and weight decay."""
+        optimizer = super().create_optimizer(*args, **kwargs)
+        if not getattr(optimizer, "_prift_filler_guard", False):
+            optimizer.step = self._unless_filler_only(optimizer.step)
+            optimizer._prift_filler_guard = True
+        return optimizer
+
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        """TRL's LR schedule, which does not advance on a filler-only step (no update was made)."""
+        scheduler = super().create_scheduler(num_training_steps, optimizer)
+        if not isinstance(scheduler, SkippableScheduler):
+            self.lr_scheduler = scheduler = SkippableScheduler(scheduler, lambda: self._filler_only)
+        return scheduler
+
+    def _unless_filler_only(self, step):
+        def guarded(*args, **kwargs):
+            if not self._filler_only:
+                return step(*args, **kwargs)
+            self.filler_only_steps += 1
+            print(f"[prift] step {self.state.global_step + 1}: no prompt group with reward variance within "
+                  f"max_refill_rounds; update skipped ({self.filler_only_steps} so far)", flush=True)
+            return None
+
+        return guarded
 
     def _generation_due(self) -> bool:
         """Whether the next micro-step generates (TRL regenerates every steps_per_generation * num_iterations)."""
@@ -122,6 +168,8 @@ class PriftGRPOTrainer(GRPOTrainer):
         metrics["dynamic_sampling/filler_groups"].append(len(fill))
         metrics["dynamic_sampling/refill_rounds"].append(rounds)
         metrics["dynamic_sampling/refill_completions"].append(refill_rows * P)
+        self._filler_only = not kept  # global: every process saw the same keep decisions
+        metrics["dynamic_sampling/filler_only"].append(float(self._filler_only))
         return merged
 
     def _share(self, scored: dict[tuple[int, int], dict], chosen: list[tuple[int, int]]) -> list[dict]:

@@ -48,6 +48,10 @@ def recording_reward(prompts, completions, completion_ids, row_id, trainer_state
     return rewards
 
 
+def constant_reward(prompts, completions, **kwargs):
+    return [0.0] * len(completions)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_calls():
     CALLS.clear()
@@ -170,6 +174,24 @@ def test_refill_cap_stops_refilling_and_masks_the_filler(tiny_checkpoint, prompt
         filler_steps += kept < 2
     assert filler_steps > 0, "with the fixed seed at least one step hits the cap"
     assert all(h["dynamic_sampling/refill_rounds"] <= 1 for h in history if "reward" in h)
+
+
+def test_a_filler_only_step_leaves_weights_and_learning_rate_unchanged(tiny_checkpoint, prompts_jsonl, tmp_path):
+    """No group ever varies: every step is filler only. Without the guard AdamW's weight decay would still move the
+    weights and the linear schedule would still decay."""
+    from safetensors.torch import load_file
+
+    cfg = config(tiny_checkpoint, prompts_jsonl, tmp_path / "filler", rewards=[f"{__name__}:constant_reward"],
+                 dynamic_sampling=True, dynamic_sampling_metric="total", max_refill_rounds=0, budget=2,
+                 weight_decay=0.1, lr_scheduler_type="linear")
+    out = run_rl(cfg)
+    done = record(out)
+    start = load_file(tiny_checkpoint / "model.safetensors")
+    trained = load_file(out / "model.safetensors")
+    assert all(torch.equal(start[name], trained[name]) for name in start)
+    steps = [h for h in done["log_history"] if "dynamic_sampling/filler_only" in h]
+    assert len({h["learning_rate"] for h in steps}) == 1  # the schedule did not advance
+    assert [h["dynamic_sampling/filler_only"] for h in steps] == [1.0, 1.0] and done["filler_only_steps"] == 2
 
 
 # --- budgets ------------------------------------------------------------------------------------------------------
