@@ -524,7 +524,7 @@ class Link:
         return Remote(self, ref, name, is_callable)
 
     def read(self):
-        timeout, why = self.call_timeout_s, f"no answer within {self.call_timeout_s} s"
+        timeout, why = self.call_timeout_s, None
         if self.deadline is not None and (timeout is None or self.deadline - time.monotonic() < timeout):
             timeout, why = max(0.0, self.deadline - time.monotonic()), "the run's wall clock ran out"
         if timeout is not None and not select.select([self.replies], [], [], timeout)[0]:
@@ -532,7 +532,7 @@ class Link:
                 os.kill(self.pid, SIGKILL)
             except ProcessLookupError:
                 pass
-            raise ProgramTimeout(why)
+            raise ProgramTimeout(why or f"no answer within {timeout:g} s")
         try:
             raw = receive(self.replies, self.limit)
         except OSError:
