@@ -32,10 +32,9 @@ BATCH_KEYS = ("num_items_in_batch",)  # batch-level values, recomputed after mer
 REFILL_SEED_OFFSET = 1_000_003  # refill prompts come from a stream other than the main sampler's
 
 
-def keep_mask(rewards_per_func: torch.Tensor, weights: torch.Tensor, num_generations: int,
-              read: list[bool] | None = None) -> torch.Tensor:
-    """(groups,) bool: True where the group's weighted reward over the functions ``read`` selects (default all) has
-    non-zero, non-NaN std.
+def group_rewards(rewards_per_func: torch.Tensor, weights: torch.Tensor, num_generations: int,
+                  read: list[bool] | None = None) -> torch.Tensor:
+    """(groups, G) weighted reward over the functions ``read`` selects (default all).
 
     ``rewards_per_func`` is TRL's gathered (rows, functions) reward tensor (NaN = not applicable); rows in which every
     read function gave NaN stay NaN, as in TRL's advantage computation.
@@ -45,7 +44,13 @@ def keep_mask(rewards_per_func: torch.Tensor, weights: torch.Tensor, num_generat
         rewards_per_func, weights = rewards_per_func[:, columns], weights[columns]
     rewards = (rewards_per_func * weights.to(rewards_per_func.device).unsqueeze(0)).nansum(dim=1)
     rewards[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
-    std = nanstd(rewards.view(-1, num_generations), dim=1)
+    return rewards.view(-1, num_generations)
+
+
+def keep_mask(rewards_per_func: torch.Tensor, weights: torch.Tensor, num_generations: int,
+              read: list[bool] | None = None) -> torch.Tensor:
+    """(groups,) bool: True where the group's :func:`group_rewards` has non-zero, non-NaN std."""
+    std = nanstd(group_rewards(rewards_per_func, weights, num_generations, read), dim=1)
     return ~torch.isclose(std, torch.zeros_like(std)) & ~torch.isnan(std)
 
 

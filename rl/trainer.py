@@ -26,7 +26,7 @@ from accelerate.utils import gather_object
 from trl import GRPOTrainer
 
 from prift.rl.budget import Budget, BudgetCallback
-from prift.rl.dynamic_sampling import RefillStream, keep_mask, masked, merge_groups, split_groups
+from prift.rl.dynamic_sampling import RefillStream, group_rewards, keep_mask, masked, merge_groups, split_groups
 
 
 class SkippableScheduler:
@@ -143,14 +143,24 @@ class PriftGRPOTrainer(GRPOTrainer):
         target = len(rows) * P // G  # groups in the global batch
         scored: dict[tuple[int, int], dict] = {}  # (round, global group index) -> group scored by this process
         kept, spare, rounds, refill_rows = [], [], 0, 0
+        totals: dict[tuple[int, int], float] = {}  # (round, group) -> mean total reward
+        dropped = {"all_correct": 0, "all_wrong": 0}
         while True:
             out = self._scored_round(rows, refill=rounds > 0)
             first = self.accelerator.process_index * len(rows) // G
             scored.update({(rounds, first + g): group for g, group in enumerate(split_groups(out, G))})
             # global (the same on every process); DAPO's default reads the accuracy rewards only
-            keep = keep_mask(self._last_rewards, self.reward_weights, G, self.args.filter_mask()).tolist()
+            read = self.args.filter_mask()
+            keep = keep_mask(self._last_rewards, self.reward_weights, G, read).tolist()
+            filtered = group_rewards(self._last_rewards, self.reward_weights, G, read).nanmean(dim=1).tolist()
+            total = group_rewards(self._last_rewards, self.reward_weights, G).nanmean(dim=1).tolist()
+            full = sum(w for w, used in zip(self.reward_weights.tolist(), read, strict=True) if used)  # all right
             for g, varying in enumerate(keep):
                 (kept if varying else spare).append((rounds, g))
+                totals[(rounds, g)] = total[g]
+                if not varying and filtered[g] == filtered[g]:  # not NaN: every completion scored the same
+                    kind = "all_correct" if filtered[g] >= full else "all_wrong" if filtered[g] <= 0 else "other"
+                    dropped[kind] = dropped.get(kind, 0) + 1
             if len(kept) >= target or rounds == self.args.max_refill_rounds:
                 break
             rows = self._within_budget(self._refill_stream().next_batch())
@@ -168,6 +178,10 @@ class PriftGRPOTrainer(GRPOTrainer):
         metrics["dynamic_sampling/filler_groups"].append(len(fill))
         metrics["dynamic_sampling/refill_rounds"].append(rounds)
         metrics["dynamic_sampling/refill_completions"].append(refill_rows * P)
+        for kind, count in dropped.items():  # why groups were dropped (TRL's own reward means are pre-filter)
+            metrics[f"dynamic_sampling/dropped_{kind}"].append(count)
+        if kept:  # the reward of what is trained on
+            metrics["dynamic_sampling/kept_reward_mean"].append(sum(totals[k] for k in kept[:target]) / len(kept[:target]))
         self._filler_only = not kept  # global: every process saw the same keep decisions
         metrics["dynamic_sampling/filler_only"].append(float(self._filler_only))
         return merged

@@ -155,6 +155,13 @@ def test_dynamic_sampling_keeps_exactly_the_varying_groups_and_refills(tiny_chec
         assert logged["dynamic_sampling/refill_rounds"] == len(calls) - 1
         assert logged["dynamic_sampling/groups_dropped"] == len(scored) - len(varying)
         assert logged["dynamic_sampling/groups_kept"] == target
+        # fake_reward: rows 1 mod 3 are all right, rows 2 mod 3 all wrong, rows 0 mod 3 vary
+        dropped = [g for g in scored if len(set(g[2])) == 1]
+        assert logged["dynamic_sampling/dropped_all_correct"] == sum(g[0] % 3 == 1 for g in dropped)
+        assert logged["dynamic_sampling/dropped_all_wrong"] == sum(g[0] % 3 == 2 for g in dropped)
+        trained = varying[:target]
+        assert logged["dynamic_sampling/kept_reward_mean"] == pytest.approx(
+            sum(sum(g[2]) / G for g in trained) / target)
     assert any(len([c for c in CALLS if c["step"] == s - 1]) > 1 for s in batches), "no step needed a refill"
 
 
