@@ -40,15 +40,16 @@ def _samples(run_dir: Path, name: str) -> list[dict]:
     return sorted(rows, key=lambda r: (order[r["problem_id"]], int(r["sample"])))  # problems in file order
 
 
-def export_rows(run_dir: str | Path, name: str, fmt: str) -> list[dict]:
-    """The rows of benchmark ``name`` of run ``run_dir`` in format ``fmt`` (see the module docstring)."""
+def export_rows(run_dir: str | Path, name: str, fmt: str, results: dict | None = None) -> list[dict]:
+    """The rows of benchmark ``name`` of run ``run_dir`` in format ``fmt`` (see the module docstring); ``results``:
+    the run's results.json, when the caller has read it already."""
     run_dir = Path(run_dir)
     covered = FORMATS[fmt][0] if fmt in FORMATS else None
     if covered is None:
         raise ValueError(f"unknown export format {fmt!r}; valid: {', '.join(FORMATS)}")
     if name not in covered:
         raise ValueError(f"{name}: the {fmt} harness does not grade it; {fmt} covers {', '.join(covered)}")
-    results = json.loads((run_dir / "results.json").read_text())
+    results = results or json.loads((run_dir / "results.json").read_text())
     if name not in results.get("results", {}):
         raise ValueError(f"{name}: not in {run_dir / 'results.json'} (evaluated: {', '.join(results['results'])})")
     rows = _samples(run_dir, name)
@@ -69,16 +70,16 @@ def export_rows(run_dir: str | Path, name: str, fmt: str) -> list[dict]:
 
 def export(run_dir: str | Path, fmt: str, output_dir: str | Path, names: list[str] | None = None) -> dict[str, Path]:
     """Write every (or each of ``names``) benchmark of the run that ``fmt`` covers; {benchmark: file written}."""
-    results = json.loads((Path(run_dir) / "results.json").read_text())["results"]
+    run = json.loads((Path(run_dir) / "results.json").read_text())
     covered = FORMATS[fmt][0] if fmt in FORMATS else ()
-    names = names or [n for n in results if n in covered]
+    names = names or [n for n in run["results"] if n in covered]
     if not names:
         raise ValueError(f"{run_dir}: no benchmark the {fmt} harness grades (it covers {', '.join(covered)})")
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = {}
     for name in names:
-        rows = export_rows(run_dir, name, fmt)
+        rows = export_rows(run_dir, name, fmt, run)
         path = out / f"{name}.{fmt}{FORMATS[fmt][1]}"
         if fmt == "lcb":
             path.write_text(json.dumps(rows, indent=1) + "\n")

@@ -145,16 +145,16 @@ class PriftGRPOTrainer(GRPOTrainer):
         kept, spare, rounds, refill_rows = [], [], 0, 0
         totals: dict[tuple[int, int], float] = {}  # (round, group) -> mean total reward
         dropped = {"all_correct": 0, "all_wrong": 0}
+        read = self.args.filter_mask()  # DAPO's default reads the accuracy rewards only
+        full = sum(w for w, used in zip(self.reward_weights.tolist(), read, strict=True) if used)  # all right
         while True:
             out = self._scored_round(rows, refill=rounds > 0)
             first = self.accelerator.process_index * len(rows) // G
             scored.update({(rounds, first + g): group for g, group in enumerate(split_groups(out, G))})
-            # global (the same on every process); DAPO's default reads the accuracy rewards only
-            read = self.args.filter_mask()
+            # global: the same on every process
             keep = keep_mask(self._last_rewards, self.reward_weights, G, read).tolist()
             filtered = group_rewards(self._last_rewards, self.reward_weights, G, read).nanmean(dim=1).tolist()
             total = group_rewards(self._last_rewards, self.reward_weights, G).nanmean(dim=1).tolist()
-            full = sum(w for w, used in zip(self.reward_weights.tolist(), read, strict=True) if used)  # all right
             for g, varying in enumerate(keep):
                 (kept if varying else spare).append((rounds, g))
                 totals[(rounds, g)] = total[g]
