@@ -20,11 +20,13 @@ a cgroup or a process budget. ``.isolation`` records the layers this run had, wr
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import fcntl
 import functools
 import marshal
 import os
+import queue
 import selectors
 import shutil
 import signal
@@ -35,9 +37,9 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -65,7 +67,6 @@ BOOTSTRAP = (
 )
 COMPILE = "import marshal, sys; sys.stdout.buffer.write(marshal.dumps(compile(sys.stdin.read(), 'sandbox_runner', 'exec')))"
 INTERPRETER_CANDIDATES = ("/usr/bin/python3", "/usr/local/bin/python3")
-PIPE_BUFFER = 65536
 GRADER_DEADLINE_MARGIN_S = 0.5  # the grader's own deadline before the run's wall clock
 GRADER_MB = 96  # the grader's own interpreter, counted in the run's cgroup (see _run_memory_mb)
 MAX_SLOTS = 1024
@@ -234,25 +235,30 @@ def _read_available(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _execute(
-    program: str, spec: TestSpec, config: SandboxConfig, plan: Plan, slot: int, stop: bool
-) -> tuple[ExecResult, dict]:
-    """One run in ``slot``: cgroup and work dir set up, runner launched, verdict read and checked, everything killed.
+@dataclass
+class _Launch:
+    """A runner process started in ``slot`` and waiting for its job: interpreter start-up, namespaces and the
+    runner's imports (most of a run's start-up) are done before the program is known."""
 
-    Also returns the layers the runner reported applying; only :func:`current_plan`'s probe run may trust them."""
-    start = time.monotonic()
-    isolation = plan.describe(slot, _limits(config))
+    proc: subprocess.Popen
+    slot: int
+    cgroup: RunCgroup | None
+    workdir: str
+    verdict_r: int
+    verdict_fd: int  # the verdict pipe's number in the runner (``pass_fds`` keeps it; the host closed its copy)
+    job_queue: queue.SimpleQueue  # the feeder thread's next write: the job and tests, or None to close stdin
+
+
+def _launch(plan: Plan, config: SandboxConfig, slot: int) -> _Launch:
+    """Start a runner in ``slot``: its cgroup reset and limited, a fresh work dir, the runner code on its stdin.
+
+    Raises ``OSError``/``RuntimeError`` (and ``TypeError``/``ValueError`` from ``Popen``) when it cannot start."""
     cgroup = RunCgroup(plan.cgroups, slot) if plan.cgroups is not None else None
     workdir = tempfile.mkdtemp(prefix="prift-sandbox-")
     verdict_r, verdict_w = os.pipe()
     try:
-        # counting every case (code_pass_fraction): the grader stops waiting a little before the host's kill, so a
-        # program that hangs on a late case keeps the cases it passed
-        deadline = None if stop else max(0.1, config.timeout_s - GRADER_DEADLINE_MARGIN_S)
-        job = _job(program, spec, config, plan, workdir, slot) | {"stop_on_failure": stop, "verdict_fd": verdict_w,
-                                                                  "deadline_s": deadline}
-        if job["drop_to"]:
-            os.chown(workdir, *job["drop_to"])
+        if plan.drop_to(slot):
+            os.chown(workdir, *plan.drop_to(slot))
         if cgroup is not None:
             cgroup.prepare(_run_memory_mb(config) * 2**20, config.max_processes + 4)
         env = {
@@ -275,26 +281,42 @@ def _execute(
             start_new_session=True,
             pass_fds=(verdict_w,),
         )
-    except (OSError, TypeError, ValueError, RuntimeError) as exc:
-        for fd in (verdict_r, verdict_w):
-            os.close(fd)
-        shutil.rmtree(workdir, ignore_errors=True)
-        return ExecResult("error", f"sandbox did not start: {exc}", isolation=isolation), {}
-    os.close(verdict_w)
-    out = _Output(config.max_output_bytes)
-    try:
-        payload = plan.runner_code + _frame(job) + _frame({"kind": spec.kind, "tests": spec.tests, "case_timeout_s": spec.case_timeout_s})
-        if len(payload) < PIPE_BUFFER:  # fits in the pipe: cannot block
-            _feed(proc, payload)
-        else:
-            threading.Thread(target=_feed, args=(proc, payload), daemon=True).start()
-        finished = _read_until(proc, out, start + config.timeout_s)
-    finally:
-        _kill_run(proc, cgroup)
-        proc.stdout.close()
-        raw = _read_available(verdict_r)
+    except BaseException:
         os.close(verdict_r)
         _remove_workdir(workdir)
+        raise
+    finally:
+        os.close(verdict_w)
+    job_queue: queue.SimpleQueue = queue.SimpleQueue()
+    # a thread: the runner code is larger than a pipe's buffer, and the launching thread has a run to watch
+    threading.Thread(target=_feed, args=(proc, plan.runner_code, job_queue), daemon=True).start()
+    return _Launch(proc, slot, cgroup, workdir, verdict_r, verdict_w, job_queue)
+
+
+def _execute(
+    program: str, spec: TestSpec, config: SandboxConfig, plan: Plan, launch: _Launch, stop: bool,
+    while_running: Callable[[], None] = lambda: None,
+) -> tuple[ExecResult, dict]:
+    """One run on a launched runner: job and tests sent, ``while_running()`` called, verdict read and checked,
+    everything killed and the work dir removed. The wall clock starts when the job is sent.
+
+    Also returns the layers the runner reported applying; only :func:`current_plan`'s probe run may trust them."""
+    start = time.monotonic()
+    isolation = plan.describe(launch.slot, _limits(config))
+    proc, cgroup = launch.proc, launch.cgroup
+    # counting every case (code_pass_fraction): the grader stops waiting a little before the host's kill, so a
+    # program that hangs on a late case keeps the cases it passed
+    deadline = None if stop else max(0.1, config.timeout_s - GRADER_DEADLINE_MARGIN_S)
+    job = _job(program, spec, config, plan, launch.workdir, launch.slot) | {
+        "stop_on_failure": stop, "verdict_fd": launch.verdict_fd, "deadline_s": deadline}
+    out = _Output(config.max_output_bytes)
+    try:
+        launch.job_queue.put(_frame(job) + _frame({"kind": spec.kind, "tests": spec.tests,
+                                                   "case_timeout_s": spec.case_timeout_s}))
+        while_running()
+        finished = _read_until(proc, out, start + config.timeout_s)
+    finally:
+        raw = _end(launch)
     wall = time.monotonic() - start
     verdict = _parse_verdict(raw)
     oom = cgroup is not None and cgroup.oom_killed()
@@ -311,6 +333,17 @@ def _execute(
     else:
         status, detail = "error", f"the grader ended without a verdict (exit status {proc.returncode})"
     return ExecResult(status, detail, output=out.text(), wall_s=wall, isolation=isolation), {}
+
+
+def _end(launch: _Launch) -> bytes:
+    """Kill every process of a launched run, remove its work dir; what its grader wrote on the verdict pipe."""
+    launch.job_queue.put(None)  # a launch that never got its job: its feeder closes stdin and ends
+    _kill_run(launch.proc, launch.cgroup)
+    launch.proc.stdout.close()
+    raw = _read_available(launch.verdict_r)
+    os.close(launch.verdict_r)
+    _remove_workdir(launch.workdir)
+    return raw
 
 
 def _kill_run(proc: subprocess.Popen, cgroup: RunCgroup | None) -> None:
@@ -355,12 +388,19 @@ def _remove_workdir(path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _feed(proc: subprocess.Popen, payload: bytes) -> None:
+def _feed(proc: subprocess.Popen, runner_code: bytes, job_queue: queue.SimpleQueue) -> None:
+    """Write the runner code now, then the job and tests once they come (None: the launch is discarded)."""
     try:
-        proc.stdin.write(payload)
-        proc.stdin.close()
-    except OSError:  # the process died before reading its job: its status says why
+        proc.stdin.write(runner_code)
+        proc.stdin.flush()
+        payload = job_queue.get()
+        if payload is not None:
+            proc.stdin.write(payload)
+    except OSError:  # the process died (or was killed) before reading it all: its status says why
         pass
+    finally:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
 
 
 @functools.cache
@@ -381,8 +421,9 @@ def current_plan(disable: tuple[str, ...] = ()) -> Plan:
             tried.append(f"{interpreter}: cannot compile the runner: {exc}")
             continue
         candidate = dataclasses.replace(plan, interpreter=interpreter, runner_code=code)
+        config = SandboxConfig(timeout_s=30)
         with _slot() as slot:
-            result, layers = _execute(PROBE_PROGRAM, spec, SandboxConfig(timeout_s=30), candidate, slot, True)
+            result, layers = _execute(PROBE_PROGRAM, spec, config, candidate, _launch(candidate, config, slot), True)
         if result.ok:
             missing = layers.get("missing", {})
             applied = tuple(name for name in PROGRAM_LAYERS if name in layers)
@@ -436,6 +477,57 @@ def _slot() -> Iterator[int]:
     raise RuntimeError(f"all {MAX_SLOTS} sandbox slots in {directory} are taken")
 
 
+class _Worker:
+    """One grading thread's runs, each in a machine-wide slot of its own. While a run is graded, the next one's
+    runner is launched in a second slot (``prestart``), so its start-up overlaps the grading instead of following
+    it; each slot is reset (cgroup emptied, fresh work dir) before every launch."""
+
+    def __init__(self, plan: Plan, config: SandboxConfig) -> None:
+        self.plan, self.config = plan, config
+        self.slots = ExitStack()
+        self.free: list[int] = []  # slots this worker holds and no launch uses
+        self.spare: _Launch | None = None
+
+    def __enter__(self) -> _Worker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.spare is not None:
+            _end(self.spare)
+        self.slots.close()  # releases the slot locks
+
+    def _launch(self) -> _Launch:
+        if not self.free:
+            self.free.append(self.slots.enter_context(_slot()))
+        slot = self.free.pop()
+        try:
+            return _launch(self.plan, self.config, slot)
+        except BaseException:
+            self.free.append(slot)
+            raise
+
+    def grade(self, program: str, spec: TestSpec, config: SandboxConfig, stop: bool, prestart: bool) -> ExecResult:
+        launch, self.spare = self.spare, None
+        if launch is None:
+            try:
+                launch = self._launch()
+            except RuntimeError as exc:
+                return ExecResult("error", f"no sandbox slot: {exc}", isolation=self.plan.describe(0, _limits(config)))
+            except (OSError, TypeError, ValueError) as exc:
+                return ExecResult("error", f"sandbox did not start: {exc}",
+                                  isolation=self.plan.describe(0, _limits(config)))
+
+        def launch_next() -> None:
+            if prestart:
+                with contextlib.suppress(OSError, RuntimeError, TypeError, ValueError):  # the next run says why
+                    self.spare = self._launch()
+
+        try:
+            return _execute(program, spec, config, self.plan, launch, stop, launch_next)[0]
+        finally:
+            self.free.append(launch.slot)  # ended: killed, cgroup empty, work dir gone
+
+
 def run_many(
     programs: Sequence[str],
     tests: Sequence[object],
@@ -454,22 +546,32 @@ def run_many(
     plan = _checked_plan(config)
     configs = [config] * len(programs) if timeouts_s is None else [
         dataclasses.replace(config, timeout_s=float(t)) for t in timeouts_s]
+    results: list[ExecResult | None] = [None] * len(programs)
+    indices = iter(range(len(programs)))
+    lock = threading.Lock()
 
-    def one(program: object, spec: object, config: SandboxConfig) -> ExecResult:
+    def one(worker: _Worker, i: int) -> ExecResult:
         try:
-            parsed = parse_tests(spec)
+            parsed = parse_tests(tests[i])
         except ValueError as exc:
-            return ExecResult("error", str(exc), isolation=plan.describe(0, _limits(config)))
-        if not isinstance(program, str):
-            return ExecResult("failed", f"program is {type(program).__name__}, not str")
-        try:
-            with _slot() as slot:
-                return _execute(program, parsed, config, plan, slot, stop_on_failure)[0]
-        except (OSError, RuntimeError) as exc:
-            return ExecResult("error", f"no sandbox slot: {exc}", isolation=plan.describe(0, _limits(config)))
+            return ExecResult("error", str(exc), isolation=plan.describe(0, _limits(configs[i])))
+        if not isinstance(programs[i], str):
+            return ExecResult("failed", f"program is {type(programs[i]).__name__}, not str")
+        return worker.grade(programs[i], parsed, configs[i], stop_on_failure, prestart=i + 1 < len(programs))
+
+    def work() -> None:
+        with _Worker(plan, config) as worker:
+            while True:
+                with lock:
+                    i = next(indices, None)
+                if i is None:
+                    return
+                results[i] = one(worker, i)
 
     with ThreadPoolExecutor(config.workers, thread_name_prefix="sandbox") as pool:
-        return list(pool.map(one, programs, tests, configs))
+        for future in [pool.submit(work) for _ in range(min(config.workers, len(programs)))]:
+            future.result()
+    return results  # type: ignore[return-value]  # every index was taken by a worker
 
 
 def run_tests(program: str, tests: str, *, timeout_s: float, memory_mb: int) -> ExecResult:

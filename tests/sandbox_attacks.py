@@ -434,23 +434,25 @@ def _sandbox_processes() -> list[int]:
 
 
 def run_catalogue(host: dict, config: SandboxConfig = CONFIG) -> dict:
-    """Every attack followed by an honest program (same worker, so the same slot); results and host checks."""
+    """Every attack followed by two honest programs; results and host checks. A worker alternates between two slots
+    (the next run starts in one while the current runs in the other), so one of the two runs in the attack's slot."""
     catalogue = attacks(host)
     programs, specs = [], []
     for attack in catalogue.values():
-        programs += [attack.program, HONEST[0]]
-        specs += [attack.tests, HONEST[1]]
+        programs += [attack.program, HONEST[0], HONEST[0]]
+        specs += [attack.tests, HONEST[1], HONEST[1]]
     results: list[ExecResult] = run_many(programs, specs, config)
     outcome = {}
     for index, (name, attack) in enumerate(catalogue.items()):
-        result = results[2 * index]
+        result = results[3 * index]
+        after = {results[3 * index + 1].status, results[3 * index + 2].status}
         intact = attack.intact(host) if attack.intact is not None else True
         outcome[name] = {
             "group": attack.group,
             "status": result.status,
             "detail": result.detail[:300],
             "contained": result.status in attack.contained and intact,
-            "honest_after": results[2 * index + 1].status,
+            "honest_after": "passed" if after == {"passed"} else "/".join(sorted(after - {"passed"})),
             "output": result.output[-20000:],
             "isolation": result.isolation,
         }

@@ -1,10 +1,11 @@
 """Attack suite (``sandbox_attacks.py``): every hostile program contained with the right status, as this machine runs
-it (every layer), each followed by an honest program in the same slot that still passes; plus the host's strict
+it (every layer), each followed by honest programs (one in the same slot) that still pass; plus the host's strict
 verdict parsing, machine-wide slots under concurrent calls, and the isolation record written by the host.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -12,7 +13,7 @@ import pytest
 from sandbox_attacks import CONFIG, HONEST, attacks, close_host, make_host, run_catalogue, sandbox_processes
 
 from prift.rewards.code import TestSpec
-from prift.rewards.sandbox import SandboxConfig, _parse_verdict, current_plan, run_many
+from prift.rewards.sandbox import SandboxConfig, _parse_verdict, _slot_dir, current_plan, run_many
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +52,7 @@ def test_no_process_survives_the_batch(outcomes):
 
 def test_batch_time_is_bounded_by_the_timeouts(outcomes):
     timeouts = sum(r["status"] == "timeout" for r in outcomes["attacks"].values())
-    runs = 2 * len(outcomes["attacks"])
+    runs = 3 * len(outcomes["attacks"])
     assert outcomes["elapsed"] < timeouts * (CONFIG.timeout_s + 1) + runs * 0.5 + 10
 
 
@@ -132,6 +133,17 @@ def test_concurrent_calls_never_share_a_slot():
     assert [r.status for r in outputs] == ["passed"] * 4
     assert len(set(uids)) == 4
     assert {r.isolation["uid"] for r in outputs} == set(uids)
+
+
+def test_a_runner_launched_ahead_that_gets_no_program_is_ended_and_its_slot_released():
+    """Each worker launches its next runner while the current run is graded; with two workers and three programs one
+    of those runners gets no program. It must be killed and its slot lock released when the batch returns."""
+    results = run_many([HONEST[0]] * 3, [HONEST[1]] * 3, SandboxConfig(timeout_s=10, workers=2))
+    assert [r.status for r in results] == ["passed"] * 3
+    assert sandbox_processes() == []
+    slots = str(_slot_dir())
+    held = [os.readlink(fd.path) for fd in os.scandir("/proc/self/fd") if os.path.islink(fd.path)]
+    assert [path for path in held if path.startswith(slots)] == []
 
 
 def test_a_fork_bomb_does_not_spend_a_concurrent_run_s_process_budget():
