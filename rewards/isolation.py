@@ -5,12 +5,14 @@ Layers (``../shared/notes/sandbox-isolation.md`` measured what each stops and co
 - **separation** (always): the grader and the program are two processes; the program is forked before the tests
   are read, talks to the grader only through data on a pipe pair and never holds the verdict pipe
   (:mod:`prift.rewards.sandbox_runner`);
-- **process**: a fresh ``python -I`` in its own session, scrubbed environment, private 0700 work dir, rlimits
-  (address space, CPU, file size, open files, core, processes), capped output;
-- **namespaces** via ``unshare(1)``: network (no IP at all), PID (the grader is the namespace's init, which the
-  program cannot signal; killing ``unshare`` takes the whole tree), mount (private ``/proc``, size-limited tmpfs
-  work dir), IPC (no SysV shared memory with the host), UTS. Root uses them directly; other users through an
-  unprivileged user namespace (``--user --map-root-user``), where the program then drops every capability;
+- **process**: a runner process forked per run from a ``python -I`` zygote that has run no program (nothing of
+  another run is in it), in its own session, scrubbed environment, private 0700 work dir, rlimits (address space,
+  CPU, file size, open files, core, processes), capped output;
+- **namespaces**, created by each run's runner process (``unshare(2)``, as ``unshare(1)`` would): network (no IP at
+  all), PID (the grader is the namespace's init, which the program cannot signal; killing the runner process takes
+  the whole tree), mount (private ``/proc``, size-limited tmpfs work dir), IPC (no SysV shared memory with the
+  host), UTS. Root uses them directly; other users through an unprivileged user namespace (their uid mapped to
+  root, as ``--map-root-user``), where the program then drops every capability;
 - **cgroup** (:mod:`prift.rewards.sandbox_cgroups`): memory and pids limits on everything a run starts, and a kill
   of the whole cgroup; v1 or v2, whichever is writable here;
 - **uid**: a root caller runs each machine-wide slot's program as its own uid (``uid_base + slot``);
@@ -44,8 +46,8 @@ CAP_SYS_RESOURCE = 24
 class Plan:
     """How runs are launched on this machine (one per process and ``disable`` set, from :func:`probe`)."""
 
-    outer: tuple[str, ...]  # argv prefix that creates the namespaces, or () when none work
-    userns: bool  # the namespaces sit in an unprivileged user namespace
+    namespaces: bool  # each run's runner creates network, PID, mount, IPC and UTS namespaces (sandbox_runner)
+    userns: bool  # ... inside an unprivileged user namespace
     uid_base: int | None  # root callers: slot ``i`` runs its program as uid/gid ``uid_base + i``
     caps_bind_rlimits: bool  # False when this process could raise rlimits again (holds CAP_SYS_RESOURCE)
     cgroups: CgroupSupport | None = None
@@ -61,7 +63,7 @@ class Plan:
     def kill_method(self) -> str:
         if self.cgroups is not None:
             return f"cgroup {self.cgroups.version}"
-        return "pid namespace" if self.outer else "process group (setsid/setpgid denied by seccomp)"
+        return "pid namespace" if self.namespaces else "process group (setsid/setpgid denied by seccomp)"
 
     def describe(self, slot: int, limits: dict) -> dict:
         """The isolation record of one run, from what the host set up (never read back from the sandbox)."""
@@ -69,9 +71,9 @@ class Plan:
         uid = (self.drop_to(slot) or (os.geteuid(), 0))[0]
         return {
             "separation": "grader process; program forked before the tests are read, data-only pipe",
-            "fs": "+".join(["landlock"] * ("landlock" in layers) + ["tmpfs"] * bool(self.outer)) or "none",
-            "net": "netns" if self.outer else "seccomp-no-sockets" if "seccomp" in layers else "none",
-            "pid": "pidns" if self.outer else "setsid-only",
+            "fs": "+".join(["landlock"] * ("landlock" in layers) + ["tmpfs"] * self.namespaces) or "none",
+            "net": "netns" if self.namespaces else "seccomp-no-sockets" if "seccomp" in layers else "none",
+            "pid": "pidns" if self.namespaces else "setsid-only",
             "uid": uid,
             "program_layers": sorted(layers),
             "rlimits": limits,
@@ -105,22 +107,25 @@ def _try(argv: list[str]) -> str | None:
 
 
 def probe(uid_base: int = 64000, disable: tuple[str, ...] = ()) -> Plan:
-    """The strongest outer set that works here, less ``disable`` (the program layers are confirmed by a probe run)."""
+    """The strongest outer set that works here, less ``disable`` (the program layers are confirmed by a probe run).
+
+    Namespaces are probed with ``unshare(1)`` (util-linux), which makes the same ``unshare(2)`` call, uid/gid maps
+    and mounts as ``sandbox_runner.run_process`` does for every run."""
     unknown = set(disable) - set(LAYERS)
     if unknown:
         raise ValueError(f"unknown sandbox layers {sorted(unknown)}; known: {list(LAYERS)}")
     root = os.geteuid() == 0
     reasons: list[str] = [f"{name}: disabled by the caller" for name in disable]
-    outer: tuple[str, ...] = ()
+    namespaces = False
     if "namespaces" not in disable:
         unshare = shutil.which("unshare") or shutil.which("unshare", path="/usr/bin:/bin:/usr/sbin:/sbin")
         if unshare is None:
             reasons.append("namespaces: unshare(1) not found")
         else:
-            candidate = (unshare, *(() if root else ("--user", "--map-root-user")), *NAMESPACE_FLAGS, "--")
-            failure = _try([*candidate, shutil.which("true") or "/bin/true"])
+            failure = _try([unshare, *(() if root else ("--user", "--map-root-user")), *NAMESPACE_FLAGS, "--",
+                            shutil.which("true") or "/bin/true"])
             if failure is None:
-                outer = candidate
+                namespaces = True
             else:
                 reasons.append(f"namespaces: {failure}")
     cgroups = None
@@ -130,8 +135,8 @@ def probe(uid_base: int = 64000, disable: tuple[str, ...] = ()) -> Plan:
             reasons.append(f"cgroup: {cgroups.reason}; memory is bounded per process (address space) only")
             cgroups = None
     return Plan(
-        outer=outer,
-        userns=not root and bool(outer),
+        namespaces=namespaces,
+        userns=not root and namespaces,
         uid_base=uid_base if root and "uid" not in disable else None,
         caps_bind_rlimits=not _holds_capability(CAP_SYS_RESOURCE),
         cgroups=cgroups,

@@ -26,7 +26,6 @@ import fcntl
 import functools
 import marshal
 import os
-import queue
 import selectors
 import shutil
 import signal
@@ -46,26 +45,16 @@ from typing import Literal
 
 from prift.rewards.code import TestSpec, parse_tests
 from prift.rewards.isolation import PROGRAM_LAYERS, SYSTEM_READ_PATHS, Plan, probe
-from prift.rewards.sandbox_cgroups import RunCgroup
+from prift.rewards.sandbox_cgroups import ENTER_FAILED_EXIT, RunCgroup
+from prift.rewards.sandbox_zygote import ENV as ZYGOTE_ENV
+from prift.rewards.sandbox_zygote import NAMESPACES_FAILED_EXIT, Runner, Zygote, ZygoteGone
 
 Status = Literal["passed", "failed", "timeout", "memory", "error"]
 STATUSES = ("passed", "failed", "timeout", "memory", "error")
 _HERE = Path(__file__).parent
 RUNNER_SOURCE = (_HERE / "sandbox_seccomp.py").read_text() + "\n" + (_HERE / "sandbox_runner.py").read_text()
-# Each run receives the runner as a code object compiled once per plan (compiling 45 KB of source on every start
-# was 40% of a run's start-up). The first line marks sandbox processes for ``ps`` and the attack tests.
-BOOTSTRAP = (
-    "# The program that runs *inside* the sandbox: prift.rewards.sandbox_runner, its code on stdin\n"
-    "import marshal, os, sys\n"
-    "size, code = int(sys.argv[1]), b''\n"
-    "while len(code) < size:\n"
-    "    chunk = os.read(0, size - len(code))\n"
-    "    if not chunk:\n"
-    "        raise SystemExit(1)\n"
-    "    code += chunk\n"
-    "exec(marshal.loads(code), {'__name__': '__main__'})\n"
-)
 COMPILE = "import marshal, sys; sys.stdout.buffer.write(marshal.dumps(compile(sys.stdin.read(), 'sandbox_runner', 'exec')))"
+PIPE_BUFFER = 65536
 INTERPRETER_CANDIDATES = ("/usr/bin/python3", "/usr/local/bin/python3")
 GRADER_DEADLINE_MARGIN_S = 0.5  # the grader's own deadline before the run's wall clock
 GRADER_MB = 96  # the grader's own interpreter, counted in the run's cgroup (see _run_memory_mb)
@@ -173,20 +162,21 @@ def _parse_verdict(raw: bytes) -> dict | None:
             "layers": layers if type(layers) is dict else {}}
 
 
-def _job(program: str, spec: TestSpec, config: SandboxConfig, plan: Plan, workdir: str, slot: int) -> dict:
+def _job(program: str, spec: TestSpec, config: SandboxConfig, plan: Plan, launch: _Launch) -> dict:
+    workdir, slot, zygote_pid = launch.workdir, launch.slot, launch.zygote_pid
     return {
         "program": program,
         "kind": spec.kind,
         "stop_on_failure": True,
         "max_output": config.max_output_bytes,
         "workdir": workdir,
-        "tmpfs_mb": config.disk_mb if plan.outer else None,
+        "tmpfs_mb": config.disk_mb if plan.namespaces else None,
         "drop_to": plan.drop_to(slot),
         "limits": _limits(config),
         "nproc": config.max_processes + (0 if plan.drop_to(slot) or plan.userns else _processes_of(os.getuid())),
         "landlock_read": [*SYSTEM_READ_PATHS],
         "skip": list(plan.disabled),
-        "protect": [] if plan.outer else [os.getpid()],  # same pid namespace: seccomp also guards this host process
+        "protect": [] if plan.namespaces else [os.getpid(), zygote_pid],  # same pid namespace: seccomp guards these
         "required": list(plan.program_layers),  # empty only in the probe run, which finds them
     }
 
@@ -237,60 +227,49 @@ def _read_available(fd: int) -> bytes:
 
 @dataclass
 class _Launch:
-    """A runner process started in ``slot`` and waiting for its job: interpreter start-up, namespaces and the
-    runner's imports (most of a run's start-up) are done before the program is known."""
+    """A runner process forked in ``slot`` and waiting for its job (see :func:`_launch`)."""
 
-    proc: subprocess.Popen
+    proc: Runner
     slot: int
     cgroup: RunCgroup | None
     workdir: str
     verdict_r: int
-    verdict_fd: int  # the verdict pipe's number in the runner (``pass_fds`` keeps it; the host closed its copy)
-    job_queue: queue.SimpleQueue  # the feeder thread's next write: the job and tests, or None to close stdin
+    zygote_pid: int
 
 
-def _launch(plan: Plan, config: SandboxConfig, slot: int) -> _Launch:
-    """Start a runner in ``slot``: its cgroup reset and limited, a fresh work dir, the runner code on its stdin.
+def _launch(plan: Plan, config: SandboxConfig, slot: int, zygote: Zygote) -> _Launch:
+    """Fork a runner in ``slot``: its cgroup reset and limited, a fresh work dir, its pipes.
 
-    Raises ``OSError``/``RuntimeError`` (and ``TypeError``/``ValueError`` from ``Popen``) when it cannot start."""
+    Raises ``OSError``/``RuntimeError`` when it cannot start."""
     cgroup = RunCgroup(plan.cgroups, slot) if plan.cgroups is not None else None
     workdir = tempfile.mkdtemp(prefix="prift-sandbox-")
-    verdict_r, verdict_w = os.pipe()
+    pipes = [os.pipe() for _ in range(4)]  # stdin, log, verdict, status: the runner gets the ends in RUN_FDS order
+    theirs = [pipes[0][0], pipes[1][1], pipes[2][1], pipes[3][1]]
     try:
         if plan.drop_to(slot):
             os.chown(workdir, *plan.drop_to(slot))
         if cgroup is not None:
             cgroup.prepare(_run_memory_mb(config) * 2**20, config.max_processes + 4)
-        env = {
-            "PATH": "/usr/bin:/bin",
-            "LANG": "C.UTF-8",
-            "HOME": workdir,
-            "OPENBLAS_NUM_THREADS": "1",
-            "OMP_NUM_THREADS": "1",
-            "MKL_NUM_THREADS": "1",
+        request = {
+            "workdir": workdir,
+            "env": {**ZYGOTE_ENV, "HOME": workdir},
+            "cgroup_procs": cgroup.procs_files if cgroup is not None else [],
+            "namespaces": plan.namespaces,
+            "userns": plan.userns,
+            "enter_failed_exit": ENTER_FAILED_EXIT,
+            "namespaces_failed_exit": NAMESPACES_FAILED_EXIT,
         }
-        site = () if config.site_packages else ("-S",)
-        argv = [*plan.outer, plan.interpreter, "-I", *site, "-c", BOOTSTRAP, str(len(plan.runner_code))]
-        proc = subprocess.Popen(
-            cgroup.enter_argv(argv) if cgroup is not None else argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=workdir,
-            start_new_session=True,
-            pass_fds=(verdict_w,),
-        )
+        pid = zygote.fork(request, theirs)
     except BaseException:
-        os.close(verdict_r)
+        for fd in (pipes[0][1], pipes[1][0], pipes[2][0], pipes[3][0]):
+            os.close(fd)
         _remove_workdir(workdir)
         raise
     finally:
-        os.close(verdict_w)
-    job_queue: queue.SimpleQueue = queue.SimpleQueue()
-    # a thread: the runner code is larger than a pipe's buffer, and the launching thread has a run to watch
-    threading.Thread(target=_feed, args=(proc, plan.runner_code, job_queue), daemon=True).start()
-    return _Launch(proc, slot, cgroup, workdir, verdict_r, verdict_w, job_queue)
+        for fd in theirs:
+            os.close(fd)
+    proc = Runner(pid, os.fdopen(pipes[0][1], "wb"), os.fdopen(pipes[1][0], "rb", buffering=0), pipes[3][0])
+    return _Launch(proc, slot, cgroup, workdir, pipes[2][0], zygote.pid)
 
 
 def _execute(
@@ -307,12 +286,15 @@ def _execute(
     # counting every case (code_pass_fraction): the grader stops waiting a little before the host's kill, so a
     # program that hangs on a late case keeps the cases it passed
     deadline = None if stop else max(0.1, config.timeout_s - GRADER_DEADLINE_MARGIN_S)
-    job = _job(program, spec, config, plan, launch.workdir, launch.slot) | {
-        "stop_on_failure": stop, "verdict_fd": launch.verdict_fd, "deadline_s": deadline}
+    job = _job(program, spec, config, plan, launch) | {"stop_on_failure": stop,
+                                                                            "deadline_s": deadline}
     out = _Output(config.max_output_bytes)
     try:
-        launch.job_queue.put(_frame(job) + _frame({"kind": spec.kind, "tests": spec.tests,
-                                                   "case_timeout_s": spec.case_timeout_s}))
+        payload = _frame(job) + _frame({"kind": spec.kind, "tests": spec.tests, "case_timeout_s": spec.case_timeout_s})
+        if len(payload) < PIPE_BUFFER:  # fits in the pipe: cannot block
+            _feed(proc, payload)
+        else:
+            threading.Thread(target=_feed, args=(proc, payload), daemon=True).start()
         while_running()
         finished = _read_until(proc, out, start + config.timeout_s)
     finally:
@@ -336,26 +318,32 @@ def _execute(
 
 
 def _end(launch: _Launch) -> bytes:
-    """Kill every process of a launched run, remove its work dir; what its grader wrote on the verdict pipe."""
-    launch.job_queue.put(None)  # a launch that never got its job: its feeder closes stdin and ends
+    """Kill every process of a launched run, remove its work dir; what its grader wrote on the verdict pipe. Without
+    a verdict, also waits for the runner's exit status (for the error message)."""
     _kill_run(launch.proc, launch.cgroup)
     launch.proc.stdout.close()
     raw = _read_available(launch.verdict_r)
     os.close(launch.verdict_r)
+    if not raw:
+        launch.proc.wait()
+    launch.proc.close()
     _remove_workdir(launch.workdir)
     return raw
 
 
-def _kill_run(proc: subprocess.Popen, cgroup: RunCgroup | None) -> None:
-    """End every process of the run: the cgroup when there is one, else the group (the pid namespace goes with it)."""
+def _kill_run(proc: Runner, cgroup: RunCgroup | None) -> None:
+    """Kill every process of the run. With a cgroup, every one of them has a SIGKILL pending on return and the
+    slot's next ``prepare`` waits until they are gone, so their exit (the namespaces' teardown, ~10 ms) overlaps
+    the next run. Without one, kill the process group and wait until it is gone (a pid namespace goes with its
+    init)."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    proc.wait()
     if cgroup is not None:
-        cgroup.kill()
+        cgroup.kill(wait=False)
         return
+    proc.wait()
     deadline = time.monotonic() + 5.0
     while _group_alive(proc.pid) and time.monotonic() < deadline:  # members die after their leader is reaped
         try:
@@ -388,15 +376,10 @@ def _remove_workdir(path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _feed(proc: subprocess.Popen, runner_code: bytes, job_queue: queue.SimpleQueue) -> None:
-    """Write the runner code now, then the job and tests once they come (None: the launch is discarded)."""
+def _feed(proc: Runner, payload: bytes) -> None:
     try:
-        proc.stdin.write(runner_code)
-        proc.stdin.flush()
-        payload = job_queue.get()
-        if payload is not None:
-            proc.stdin.write(payload)
-    except OSError:  # the process died (or was killed) before reading it all: its status says why
+        proc.stdin.write(payload)
+    except OSError:  # the process died before reading its job: its status says why
         pass
     finally:
         with contextlib.suppress(OSError):
@@ -422,16 +405,16 @@ def current_plan(disable: tuple[str, ...] = ()) -> Plan:
             continue
         candidate = dataclasses.replace(plan, interpreter=interpreter, runner_code=code)
         config = SandboxConfig(timeout_s=30)
-        with _slot() as slot:
-            result, layers = _execute(PROBE_PROGRAM, spec, config, candidate, _launch(candidate, config, slot), True)
+        with _Worker(candidate, config) as worker:
+            result, layers = worker.grade(PROBE_PROGRAM, spec, config, True, prestart=False)
         if result.ok:
             missing = layers.get("missing", {})
             applied = tuple(name for name in PROGRAM_LAYERS if name in layers)
             reasons = [*plan.degraded_reasons, *(f"{name}: {why}" for name, why in missing.items())]
-            if not candidate.outer and candidate.cgroups is None and "seccomp" not in applied:
+            if not candidate.namespaces and candidate.cgroups is None and "seccomp" not in applied:
                 reasons.append("kill: without a PID namespace, a cgroup or seccomp (which denies setsid), a program "
                                "that calls setsid can outlive its run")
-            if not candidate.outer and "landlock" not in applied:
+            if not candidate.namespaces and "landlock" not in applied:
                 reasons.append("signals: without a PID namespace or Landlock scoping, a program can signal every "
                                "process of this user but the grader and this one")
             return dataclasses.replace(candidate, program_layers=applied, degraded_reasons=tuple(reasons))
@@ -478,15 +461,16 @@ def _slot() -> Iterator[int]:
 
 
 class _Worker:
-    """One grading thread's runs, each in a machine-wide slot of its own. While a run is graded, the next one's
-    runner is launched in a second slot (``prestart``), so its start-up overlaps the grading instead of following
-    it; each slot is reset (cgroup emptied, fresh work dir) before every launch."""
+    """One grading thread's runs: a zygote of its own (taken on the first launch), each run in a machine-wide slot.
+    While a run is graded, the next one's runner is forked in a second slot (``prestart``); each slot is reset
+    (cgroup emptied, fresh work dir) before every launch."""
 
     def __init__(self, plan: Plan, config: SandboxConfig) -> None:
         self.plan, self.config = plan, config
         self.slots = ExitStack()
         self.free: list[int] = []  # slots this worker holds and no launch uses
         self.spare: _Launch | None = None
+        self.zygote: Zygote | None = None
 
     def __enter__(self) -> _Worker:
         return self
@@ -494,6 +478,8 @@ class _Worker:
     def __exit__(self, *exc: object) -> None:
         if self.spare is not None:
             _end(self.spare)
+        if self.zygote is not None:
+            self.zygote.give_back()
         self.slots.close()  # releases the slot locks
 
     def _launch(self) -> _Launch:
@@ -501,21 +487,38 @@ class _Worker:
             self.free.append(self.slots.enter_context(_slot()))
         slot = self.free.pop()
         try:
-            return _launch(self.plan, self.config, slot)
+            return self._fork(slot)
         except BaseException:
             self.free.append(slot)
             raise
 
-    def grade(self, program: str, spec: TestSpec, config: SandboxConfig, stop: bool, prestart: bool) -> ExecResult:
+    def _fork(self, slot: int, retry: bool = True) -> _Launch:
+        if self.zygote is None:  # a kept one first; after one that had ended, a new one (kept ones may have too)
+            start = Zygote.take if retry else Zygote
+            self.zygote = start(self.plan.interpreter, self.plan.runner_code, self.config.site_packages)
+        try:
+            return _launch(self.plan, self.config, slot, self.zygote)
+        except ZygoteGone:  # a zygote can end at any time (killed, out of memory): a new one forks the run
+            self.zygote.close()
+            self.zygote = None
+            if not retry:
+                raise
+            return self._fork(slot, retry=False)
+
+    def grade(
+        self, program: str, spec: TestSpec, config: SandboxConfig, stop: bool, prestart: bool
+    ) -> tuple[ExecResult, dict]:
+        """:func:`_execute` on this worker's next launch."""
         launch, self.spare = self.spare, None
         if launch is None:
             try:
                 launch = self._launch()
             except RuntimeError as exc:
-                return ExecResult("error", f"no sandbox slot: {exc}", isolation=self.plan.describe(0, _limits(config)))
+                return ExecResult("error", f"no sandbox slot: {exc}",
+                                  isolation=self.plan.describe(0, _limits(config))), {}
             except (OSError, TypeError, ValueError) as exc:
                 return ExecResult("error", f"sandbox did not start: {exc}",
-                                  isolation=self.plan.describe(0, _limits(config)))
+                                  isolation=self.plan.describe(0, _limits(config))), {}
 
         def launch_next() -> None:
             if prestart:
@@ -523,7 +526,7 @@ class _Worker:
                     self.spare = self._launch()
 
         try:
-            return _execute(program, spec, config, self.plan, launch, stop, launch_next)[0]
+            return _execute(program, spec, config, self.plan, launch, stop, launch_next)
         finally:
             self.free.append(launch.slot)  # ended: killed, cgroup empty, work dir gone
 
@@ -557,7 +560,7 @@ def run_many(
             return ExecResult("error", str(exc), isolation=plan.describe(0, _limits(configs[i])))
         if not isinstance(programs[i], str):
             return ExecResult("failed", f"program is {type(programs[i]).__name__}, not str")
-        return worker.grade(programs[i], parsed, configs[i], stop_on_failure, prestart=i + 1 < len(programs))
+        return worker.grade(programs[i], parsed, configs[i], stop_on_failure, prestart=i + 1 < len(programs))[0]
 
     def work() -> None:
         with _Worker(plan, config) as worker:

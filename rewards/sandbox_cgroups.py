@@ -5,7 +5,8 @@ Contract: :func:`probe_cgroups` finds a writable place for per-slot cgroups (cgr
 pids and freezer hierarchies), proves it by creating, entering, killing and removing a test cgroup, and returns a
 :class:`CgroupSupport` whose ``version`` is ``None`` (with ``reason`` saying why and what to do) when there is none;
 the caller then falls back to rlimits. :class:`RunCgroup` is the cgroup(s) of one slot; the caller guarantees that one
-run at a time uses a slot. ``prepare`` before each run, launch ``enter_argv(argv)``, ``kill`` after it.
+run at a time uses a slot. ``prepare`` before each run; the run's first process joins by writing its pid to every
+file of ``procs_files`` before it starts anything (``enter_argv(argv)`` wraps a command so); ``kill`` after it.
 
 Placement: v1 ``<mount>/<own cgroup in that hierarchy>/<name>/slot-<N>`` for memory, pids and freezer; v2
 ``<mount>/<own cgroup>/<name>/slot-<N>``. v2 only lets a cgroup without processes hand controllers to its children,
@@ -131,36 +132,50 @@ class RunCgroup:
         self.memory_bytes, self.max_pids = memory_bytes, max_pids
         self._oom_base = self._oom_count()
 
+    @property
+    def procs_files(self) -> list[str]:
+        """The ``cgroup.procs`` file of each hierarchy, which a process joins by writing its pid."""
+        return [str(d / "cgroup.procs") for d in self.dirs]
+
     def enter_argv(self, argv: list[str]) -> list[str]:
         """``argv`` wrapped so the process moves itself into the cgroup(s) and then execs ``argv``: everything the run
         ever starts is inside from its first instruction. Exits with ``ENTER_FAILED_EXIT`` if it cannot join."""
-        joins = " && ".join(f"echo $$ > {shlex.quote(str(d / 'cgroup.procs'))}" for d in self.dirs)
+        joins = " && ".join(f"echo $$ > {shlex.quote(path)}" for path in self.procs_files)
         return ["/bin/sh", "-c", f'{joins} || exit {ENTER_FAILED_EXIT}; exec "$@"', "sh", *argv]
 
-    def kill(self, timeout_s: float = 5.0) -> None:
-        """SIGKILL every process in the cgroup(s), whatever it did with sessions or process groups, and return once
-        none is left (v2 ``cgroup.kill``; else freeze so nothing can fork, SIGKILL every pid, thaw, repeat).
+    def kill(self, timeout_s: float = 5.0, wait: bool = True) -> None:
+        """SIGKILL every process in the cgroup(s), whatever it did with sessions or process groups (v2
+        ``cgroup.kill``; else freeze so nothing can fork, SIGKILL every pid, thaw) and, with ``wait``, return once
+        none is left, repeating the kill. Without ``wait`` it returns once every process has a SIGKILL pending: none
+        runs another instruction, but their exit (namespace teardown included) may still be under way.
         Raises :class:`RuntimeError` if processes remain after ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
         method = self.support.kill
         if method == "cgroup.kill" and self._procs():
             _write(self._memory_dir / "cgroup.kill", "1")
+        if not wait:
+            if method != "cgroup.kill" and self._procs():
+                self._kill_frozen(deadline)
+            return
         while pids := self._procs():
             if time.monotonic() > deadline:
                 raise RuntimeError(f"processes {sorted(pids)} still in {self.dirs[-1]} after {timeout_s} s")
-            if method == "cgroup.kill":
-                time.sleep(_POLL_S)
-                continue
-            self._freeze(True, deadline)
-            try:
-                for pid in pids:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-            finally:
-                self._freeze(False, deadline)  # v1 frozen tasks only act on SIGKILL once thawed
+            if method != "cgroup.kill":
+                self._kill_frozen(deadline)
             time.sleep(_POLL_S)
+
+    def _kill_frozen(self, deadline: float) -> None:
+        """Freeze (no process forks or runs), SIGKILL every process, thaw (v1 frozen tasks act on SIGKILL once
+        thawed). The pids are read while frozen, so none started after the read escapes."""
+        self._freeze(True, deadline)
+        try:
+            for pid in self._procs():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        finally:
+            self._freeze(False, deadline)
 
     def oom_killed(self) -> bool:
         """True if the OOM killer killed a process of this cgroup since ``prepare``."""
@@ -206,11 +221,12 @@ class RunCgroup:
         path = self.dirs[2] / "freezer.state" if v1 else self.dirs[0] / "cgroup.freeze"
         _write(path, ("FROZEN" if frozen else "THAWED") if v1 else str(int(frozen)))
         # freezing is asynchronous; a task stuck in the kernel may never freeze, so wait briefly and kill regardless
-        limit = min(deadline, time.monotonic() + 0.5)
+        limit, pause = min(deadline, time.monotonic() + 0.5), _POLL_S / 16
         while frozen and time.monotonic() < limit:
             if (_read(path).strip() == "FROZEN") if v1 else ("frozen 1" in _read(self.dirs[0] / "cgroup.events")):
                 return
-            time.sleep(_POLL_S)
+            time.sleep(pause)
+            pause = min(2 * pause, _POLL_S)  # most freezes take well under a millisecond
 
     def _oom_count(self) -> int:
         name = "memory.oom_control" if self.support.version == "v1" else "memory.events"

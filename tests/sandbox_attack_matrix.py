@@ -58,7 +58,7 @@ def run_setting(disable: tuple[str, ...]) -> dict:
     for record in outcome.values():
         record.pop("output")
         record.pop("isolation")
-    return {"uid": os.getuid(), "plan": {"program_layers": list(plan.program_layers), "namespaces": bool(plan.outer),
+    return {"uid": os.getuid(), "plan": {"program_layers": list(plan.program_layers), "namespaces": plan.namespaces,
                                          "cgroup": plan.cgroups.version if plan.cgroups else None,
                                          "degraded_reasons": list(plan.degraded_reasons)},
             "attacks": outcome, "leftovers": leftovers}

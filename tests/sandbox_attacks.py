@@ -20,6 +20,7 @@ from pathlib import Path
 
 from prift.rewards.code import TestSpec
 from prift.rewards.sandbox import ExecResult, SandboxConfig, run_many
+from prift.rewards.sandbox_zygote import idle_pids
 
 CONFIG = SandboxConfig(timeout_s=3.0, memory_mb=512, workers=1, max_output_bytes=8192)
 HONEST = ("def add(a, b):\n    return a + b\n", TestSpec("assert", "assert add(2, 3) == 5\n"))
@@ -398,7 +399,7 @@ def attacks(host: dict) -> dict[str, Attack]:
 def sandbox_processes(grace_s: float = 2.0) -> list[int]:
     """Runner processes that descend from this process or were orphaned to init (an escape ends up as one) and are
     still there ``grace_s`` later: a run being killed right now (another session's, on a shared machine) is
-    briefly an orphan too."""
+    briefly an orphan too. The zygotes kept for the next ``run_many`` call are no runs and not counted."""
     first = _sandbox_processes()
     if not first:
         return []
@@ -430,7 +431,8 @@ def _sandbox_processes() -> list[int]:
             pid = parent(pid)
         return False
 
-    return [pid for pid in found if ours_or_orphaned(pid)]
+    idle = set(idle_pids())
+    return [pid for pid in found if pid not in idle and ours_or_orphaned(pid)]
 
 
 def run_catalogue(host: dict, config: SandboxConfig = CONFIG) -> dict:

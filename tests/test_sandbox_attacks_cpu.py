@@ -6,6 +6,7 @@ verdict parsing, machine-wide slots under concurrent calls, and the isolation re
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 
@@ -14,6 +15,7 @@ from sandbox_attacks import CONFIG, HONEST, attacks, close_host, make_host, run_
 
 from prift.rewards.code import TestSpec
 from prift.rewards.sandbox import SandboxConfig, _parse_verdict, _slot_dir, current_plan, run_many
+from prift.rewards.sandbox_zygote import idle_pids
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +79,7 @@ def test_the_isolation_record_is_the_hosts(outcomes):
     records = [{k: v for k, v in r["isolation"].items() if k != "uid"} for r in outcomes["attacks"].values()]
     assert all(record == records[0] for record in records)
     plan = current_plan()
-    assert records[0]["pid"] == ("pidns" if plan.outer else "setsid-only")
+    assert records[0]["pid"] == ("pidns" if plan.namespaces else "setsid-only")
     assert set(records[0]["program_layers"]) == set(plan.program_layers)
     if plan.uid_base is not None:
         assert {r["isolation"]["uid"] for r in outcomes["attacks"].values()} <= set(range(plan.uid_base, 65535))
@@ -144,6 +146,21 @@ def test_a_runner_launched_ahead_that_gets_no_program_is_ended_and_its_slot_rele
     slots = str(_slot_dir())
     held = [os.readlink(fd.path) for fd in os.scandir("/proc/self/fd") if os.path.islink(fd.path)]
     assert [path for path in held if path.startswith(slots)] == []
+
+
+def test_a_zygote_that_died_is_replaced():
+    """The zygotes kept between calls are not trusted to be alive: every one killed meanwhile (some not yet reaped
+    when the next call starts) is replaced, not used."""
+    config = SandboxConfig(timeout_s=10, workers=3)
+    assert [r.status for r in run_many([HONEST[0]] * 3, [HONEST[1]] * 3, config)] == ["passed"] * 3
+    config = SandboxConfig(timeout_s=10, workers=1)
+    idle = idle_pids()
+    assert idle
+    for pid in idle:
+        os.kill(pid, signal.SIGKILL)
+    after = run_many([HONEST[0]], [HONEST[1]], config)[0]
+    assert (after.status, after.detail) == ("passed", "")
+    assert set(idle_pids()) - set(idle)  # the replacement, kept in turn
 
 
 def test_a_fork_bomb_does_not_spend_a_concurrent_run_s_process_budget():

@@ -193,6 +193,50 @@ def test_kill_reaches_a_double_forked_new_session(support, tmp_path):
         proc.wait()
 
 
+FORK_CHAINS = """
+import ctypes, os, sys, time
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: this process reaps every chain's dead links
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write(str(os.getpid()))
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+for _ in range(8):  # eight chains: each process forks its successor and exits, so the set of pids never rests
+    if os.fork() == 0:
+        while True:
+            try:
+                if os.fork() != 0:
+                    os._exit(0)
+            except OSError:
+                time.sleep(0.001)
+while True:
+    try:
+        os.wait()
+    except ChildProcessError:
+        time.sleep(0.001)
+"""
+
+
+def test_a_kill_without_waiting_leaves_no_process_able_to_run(support, tmp_path):
+    """kill(wait=False) (the sandbox's end of a run) returns before the processes are gone, but not one of them
+    runs again: the cgroup empties by itself, with no second kill, while its pids changed all the time."""
+    cg = RunCgroup(support, 5)
+    cg.prepare(256 * MiB, 64)
+    report = tmp_path / "started"
+    proc = subprocess.Popen(cg.enter_argv([*PY, FORK_CHAINS, str(report)]))
+    try:
+        _wait_file(report)
+        before = _procs(cg)
+        time.sleep(0.2)
+        assert len(before - _procs(cg)) > 5  # the chains are moving
+        cg.kill(wait=False)
+        deadline = time.monotonic() + 3
+        while _procs(cg) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _procs(cg) == set()
+    finally:
+        cg.kill()
+        proc.wait()
+
+
 def test_prepare_kills_leftovers_and_resets_the_oom_counter(support, tmp_path):
     cg = RunCgroup(support, 4)
     cg.prepare(64 * MiB, 32)
