@@ -8,7 +8,9 @@ On `samples` held-out prompt/completion rows, for the reference and every SFT ch
 - Fig 3a: the token entropy H_t = -sum_v p(v) log p(v) of each checkpoint (full vocabulary), as a distribution.
 - Fig 5: one example's tokens with p_ref(y_t), each checkpoint's p_theta(y_t) and each variant's weight m_t from
   `prift.sft.priorities.token_weights` (its rule on its source's logits: the reference for reference-fed methods,
-  the trained checkpoint itself for online/EMA ones; rules fed by data labels have no weight row).
+  the trained checkpoint itself for online/EMA ones; rules fed by data labels have no weight row); and, where a
+  variant's SFT run saved intermediate ``checkpoint-<step>`` folders, the same example's p_theta(y_t) and m_t at
+  each of them and at the end (``example.trajectory``: the paper's Fig 5 is one example across checkpoints).
 
 `run_diagnostics(config)` writes `<output_dir>/diagnostics.json` and returns the folder.
 """
@@ -133,6 +135,9 @@ def run_diagnostics(config: DiagnosticsRun) -> Path:
         weights = _weights(preset, example_logits[name][0], ref_logits, ex_labels)
         if weights is not None:
             heat[f"m_t {name}"] = weights
+    trajectory = {name: example_trajectory(path, config.methods[name], encoded[example], ref_logits,
+                                           example_logits[name][0])
+                  for name, path in config.checkpoints.items() if saved_steps(path)}
     checkpoints = {name: {**correlation(stats[name]["p"], stats["reference"]["p"]), "method": config.methods[name],
                           "mean_entropy": sum(stats[name]["entropy"]) / len(stats[name]["entropy"])}
                    for name in config.checkpoints}
@@ -140,8 +145,37 @@ def run_diagnostics(config: DiagnosticsRun) -> Path:
         checkpoints=checkpoints, tokens=len(stats["reference"]["p"]),
         values={name: {k: [round(v, 5) for v in vals] for k, vals in s.items()} for name, s in stats.items()},
         example={"row": example, "tokens": tokens,
-                 "rows": {k: [round(v, 5) for v in vals] for k, vals in heat.items()}}))
+                 "rows": {k: [round(v, 5) for v in vals] for k, vals in heat.items()}, "trajectory": trajectory}))
     return out
+
+
+def saved_steps(folder: str | Path) -> list[tuple[int, Path]]:
+    """The intermediate ``checkpoint-<step>`` folders an SFT run kept (those holding a model), by step."""
+    found = []
+    for path in Path(folder).glob("checkpoint-*"):
+        step = path.name.removeprefix("checkpoint-")
+        if step.isdigit() and (path / "config.json").is_file():
+            found.append((int(step), path))
+    return sorted(found)
+
+
+def example_trajectory(folder: str, preset: str, encoded: tuple[torch.Tensor, torch.Tensor],
+                       ref_logits: torch.Tensor, final_logits: torch.Tensor) -> dict:
+    """One example's p_theta(y_t) (and m_t, for rules not fed by data) at every saved step and at the end
+    (``final_logits``: the finished checkpoint's, already computed)."""
+    ids, labels = encoded
+    steps, per_step = [], []
+    for step, path in saved_steps(folder):
+        model = load_causal_lm(str(path), "float32").eval()
+        steps.append(step)
+        per_step.append(aligned_logits(model, ids, labels)[0])
+        del model
+    steps.append("final")
+    per_step.append(final_logits)
+    targets = labels[:, 1:]
+    weights = [_weights(preset, logits, ref_logits, targets) for logits in per_step]
+    return {"steps": steps, "p": [[round(v, 5) for v in stats_row(logits, targets)] for logits in per_step],
+            "m_t": None if weights[0] is None else [[round(v, 5) for v in row] for row in weights]}
 
 
 def stats_row(logits: torch.Tensor, labels: torch.Tensor) -> list[float]:

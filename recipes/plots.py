@@ -92,6 +92,20 @@ def heatmap_panel(ax, diagnostics: dict) -> None:
     plt.colorbar(image, ax=ax, fraction=0.02)
 
 
+def trajectory_panel(ax, diagnostics: dict, variant: str) -> None:
+    """Fig 5 across checkpoints: one held-out example's p_theta(y_t) (and m_t) at each saved step of one variant."""
+    example = diagnostics["example"]
+    path = example["trajectory"][variant]
+    rows = {f"p step {s}": row for s, row in zip(path["steps"], path["p"], strict=True)}
+    if path["m_t"] is not None:
+        rows |= {f"m_t step {s}": row for s, row in zip(path["steps"], path["m_t"], strict=True)}
+    image = ax.imshow(list(rows.values()), aspect="auto", cmap="viridis", vmin=0, vmax=1)
+    ax.set_yticks(range(len(rows)), list(rows), fontsize=7)
+    ax.set_xticks(range(len(example["tokens"])), [repr(t)[1:-1] for t in example["tokens"]], rotation=90, fontsize=6)
+    ax.set_title(f"Fig 5 across checkpoints: {variant}, held-out row {example['row']}", fontsize=9)
+    plt.colorbar(image, ax=ax, fraction=0.02)
+
+
 def save(path: Path, draw: Panel, *args, size: tuple[float, float] = (7, 4.5)) -> Path:
     """One panel as its own PNG."""
     fig, ax = plt.subplots(figsize=size)

@@ -32,9 +32,11 @@ CAPTIONS = {  # figure name prefix -> heading in the report
     "pass_at_k_": "pass@k curves:",
     "fig1a_training_correlation": "Fig 1a over training: online vs reference log-probabilities, per SFT step",
     "fig1b_near_deterministic": "Fig 1b over training: near-deterministic response tokens, per SFT step",
+    "training_": "Over SFT steps, per variant:",
     "fig1a_correlation": "Fig 1a: online vs reference target probabilities of the SFT checkpoints",
     "fig3a_entropy": "Fig 3a: token-entropy distributions of the SFT checkpoints",
     "fig5_heatmap": "Fig 5: one held-out example's token weights and probabilities",
+    "fig5_trajectory_": "Fig 5 across the saved SFT checkpoints:",
     "all_evals": "Every eval run",
 }
 
@@ -231,10 +233,15 @@ def html_table(header: list[str], rows: Rows) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-# figure name -> (SFT metric logged during training, y label): the paper's Fig 1a/1b as curves over SFT steps
+# figure name -> (SFT metric logged during training, y label): the paper's Fig 1a/1b as curves over SFT steps, and
+# the other training-time diagnostics (in their own figures, not the summary)
 TRAINING_CURVES = {
     "fig1a_training_correlation": ("online_reference_pearson", "Pearson r, online vs reference log p(y_t)"),
     "fig1b_near_deterministic": ("near_deterministic", "fraction of response tokens with p > 0.9"),
+    "training_ema_distance": ("ema_distance_from_start", "EMA source: ||theta_ema - theta_0|| / ||theta_0||"),
+    "training_mean_weight": ("mean_weight", "mean token weight m_t over response tokens"),
+    "training_kept_fraction": ("kept_fraction", "fraction of response tokens with m_t != 0"),
+    "training_talr_tau": ("talr_tau", "TALR's adaptive tau"),
 }
 
 
@@ -253,7 +260,7 @@ def figures(data: RunData, out: Path) -> dict[str, Path]:
     if data.diagnostics:
         single["fig1a_correlation"] = (plots.correlation_panel, data.diagnostics)
         single["fig3a_entropy"] = (plots.entropy_panel, data.diagnostics)
-    overview = [v for k, v in single.items() if not k.startswith("pass_at_k")]
+    overview = [v for k, v in single.items() if not k.startswith(("pass_at_k", "training_"))]
     paths = {"summary": plots.save_grid(out / "summary.png", [(p[0], p[1:]) for p in overview],
                                         f"prift run {data.summary['recipe']}")}
     for name, (draw, *args) in single.items():
@@ -262,6 +269,11 @@ def figures(data: RunData, out: Path) -> dict[str, Path]:
         width = max(7.0, 0.28 * len(data.diagnostics["example"]["tokens"]))
         paths["fig5_heatmap"] = plots.save(out / "fig5_heatmap.png", plots.heatmap_panel, data.diagnostics,
                                            size=(width, 1.2 + 0.35 * len(data.diagnostics["example"]["rows"])))
+        for variant, path in data.diagnostics["example"].get("trajectory", {}).items():
+            rows = len(path["steps"]) * (1 if path["m_t"] is None else 2)
+            paths[f"fig5_trajectory_{variant}"] = plots.save(out / f"fig5_trajectory_{variant}.png",
+                                                             plots.trajectory_panel, data.diagnostics, variant,
+                                                             size=(width, 1.2 + 0.35 * rows))
     if data.evals:
         paths["all_evals"] = plot_eval_table(build_table([Path(data.stages[n]["output"]) for n, r in data.evals.items()
                                                           if r], [n for n, r in data.evals.items() if r]),

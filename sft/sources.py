@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -28,6 +29,8 @@ SOURCES = ("online", "reference", "ema")
 REFERENCE_MODES = ("cache", "live")
 CACHE_COLUMN_PREFIX = "ref_"
 EMA_STATE_FILE = "ema_model.safetensors"  # written into every checkpoint-* folder of an EMA run
+DISTANCE_SAMPLE = 1 << 16  # start values kept per tensor for EmaSource.distance_from_start
+START_PREFIX = "start_sample."  # their keys in EMA_STATE_FILE (a resumed run measures from the same start)
 
 
 def _projects_plainly(model) -> bool:
@@ -204,6 +207,32 @@ class EmaSource(LiveModelSource):
         super().__init__(unpatched_copy(model), vocab_chunk)
         self.rho = rho
         self.shadow = self._shadow({name: p.detach().float() for name, p in self.model.named_parameters()})
+        self._start = self._start_sample()
+
+    def _start_sample(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """A fixed random sample of each tensor's start values (at most ``DISTANCE_SAMPLE`` entries: a second copy
+        of the model would be too much memory), for :meth:`distance_from_start`."""
+        size = DISTANCE_SAMPLE
+        generator = torch.Generator().manual_seed(0)
+        sample = {}
+        for name, shadow in self.shadow.items():
+            count = shadow.numel()
+            index = torch.randperm(count, generator=generator)[:size] if count > size else torch.arange(count)
+            index = index.to(shadow.device)
+            sample[name] = (index, shadow.reshape(-1)[index].clone())
+        return sample
+
+    @torch.no_grad()
+    def distance_from_start(self) -> float:
+        """||theta_ema - theta_0|| / ||theta_0||, each tensor's squared sums estimated from its fixed sample and
+        scaled by numel / sample size (exact for tensors no larger than the sample)."""
+        moved = total = 0.0
+        for name, (index, start) in self._start.items():
+            shadow = self.shadow[name]
+            scale = shadow.numel() / index.numel()
+            moved += scale * (shadow.reshape(-1)[index] - start).double().square().sum().item()
+            total += scale * start.double().square().sum().item()
+        return math.sqrt(moved / total) if total > 0 else 0.0
 
     def _shadow(self, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """fp32 shadow weights beside the scoring copy's parameters: an fp32 parameter is its own shadow (no second
@@ -215,6 +244,8 @@ class EmaSource(LiveModelSource):
         """The EMA and its shadow on this process's device (a whole copy per rank: ZeRO-3 is refused upstream)."""
         super().place(accelerator, "per_rank")
         self.shadow = self._shadow(self.shadow)
+        self._start = {name: (index.to(self.shadow[name].device), start.to(self.shadow[name].device))
+                       for name, (index, start) in self._start.items()}
 
     @torch.no_grad()
     def update(self, online) -> None:
@@ -230,7 +261,9 @@ class EmaSource(LiveModelSource):
         from safetensors.torch import save_file
 
         path = Path(checkpoint) / EMA_STATE_FILE
-        save_file({name: value.contiguous().cpu() for name, value in self.shadow.items()}, str(path))
+        tensors = {name: value.contiguous().cpu() for name, value in self.shadow.items()}
+        tensors |= {START_PREFIX + name: start.cpu() for name, (_, start) in self._start.items()}
+        save_file(tensors, str(path))
         return path
 
     @torch.no_grad()
@@ -251,6 +284,8 @@ class EmaSource(LiveModelSource):
             shadow.copy_(saved[name])
             if params[name].data_ptr() != shadow.data_ptr():
                 params[name].copy_(shadow)
+            if START_PREFIX + name in saved:
+                self._start[name][1].copy_(saved[START_PREFIX + name])
 
 
 class OnlineSource:

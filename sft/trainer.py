@@ -252,7 +252,8 @@ class PriorityTrainer(SFTTrainer):
     def _log_diagnostics(self, mode, token_logp, signals, mask) -> None:
         """The PriFT paper's training-time diagnostics on this batch's response tokens, averaged over each logging
         window like the other metrics: Pearson r of the online vs the source's target log-probs (Fig 1a as a curve;
-        ``online_<reference|ema>_pearson``), and TALR's adaptive tau."""
+        ``online_<reference|ema>_pearson``), TALR's adaptive tau and the EMA's relative distance from the start
+        checkpoint (``ema_distance_from_start``, see :meth:`EmaSource.distance_from_start`)."""
         kind = self.signal_source.kind.split("/")[0]
         source_logp = signals.get("ref_logp", signals.get("logp")) if kind != "online" else signals.get("ref_logp")
         if source_logp is not None:
@@ -260,6 +261,8 @@ class PriorityTrainer(SFTTrainer):
             pair = torch.stack([token_logp[mask].double(), source_logp[mask].double()])
             if pair.shape[1] > 1:
                 self._metrics[mode][name].append(torch.corrcoef(pair)[0, 1].item())
+        if isinstance(self.signal_source, EmaSource) and mode == "train":
+            self._metrics[mode]["ema_distance_from_start"].append(self.signal_source.distance_from_start())
         if self.rule.name == "talr" and self.method.params.get("tau") is None:
             tau = adaptive_tau(signals["logp"], mask.float(), signals.get("segments"))
             self._metrics[mode]["talr_tau"].append(float(tau))

@@ -1,6 +1,6 @@
 """`prift sft` under DeepSpeed ZeRO-2 and ZeRO-3 on the CPU (`accelerate launch` with the recipes' configs, 2 gloo
 processes) ends with the weights and losses of a plain 1-process run with the same global batch, also with a live
-reference, sharded across the processes (ZeRO-3's default) or whole on each.
+reference, sharded across the processes (ZeRO-3's default) or whole on each, and under ZeRO-2 with an EMA source.
 
 Needs the `deepspeed` package and a C++ compiler: DeepSpeed's CPU backend JIT-builds its shared-memory
 communication op (`deepspeed_shm_comm`, ~25 s on 2 cores, once; cached under $TORCH_EXTENSIONS_DIR) when it starts,
@@ -35,6 +35,7 @@ pytestmark = [
                        reason="DeepSpeed's CPU backend compiles its communication op at start-up; no C++ compiler"),
 ]
 LIVE = ("--method", "prift_prob", "--reference_mode", "live")
+EMA = ("--method", "prift_prob", "--source", "ema", "--ema_rho", "0.5")
 
 
 def _sft_args(model: Path, data: Path, out: Path, per_device: int, method: tuple[str, ...]) -> list[str]:
@@ -74,6 +75,7 @@ def plain_run(tmp_path_factory, tiny_checkpoint, data):
     ("zero3", ("--method", "prift_prob"), None),  # the reference cache is built from the ZeRO-3-loaded start
     ("zero3", LIVE, "auto"),  # sharded
     ("zero3", LIVE, "per_rank"),
+    ("zero2", EMA, None),  # the EMA is placed (whole, per rank) and updated from ZeRO-2's full parameters
 ])
 def test_zero_run_equals_the_plain_run(tmp_path, tiny_checkpoint, data, plain_run, zero, method, placement):
     options = (*method, "--reference_placement", placement) if placement else method
@@ -83,6 +85,8 @@ def test_zero_run_equals_the_plain_run(tmp_path, tiny_checkpoint, data, plain_ru
     if placement:
         where = "sharded across 2 processes (ZeRO-3)" if placement == "auto" else "per rank, on cpu"
         assert f"[prift] reference/live: {where}" in done.stdout
+    if method == EMA:
+        assert "[prift] ema: per rank, on cpu" in done.stdout
 
     plain = plain_run(method)
     weights = load_file(str(tmp_path / "zero" / "model.safetensors"))

@@ -47,7 +47,13 @@ def test_ema_rho(tiny_checkpoint, tmp_path, prift_cache):
     runs = _run("ema_rho", tiny_checkpoint, tmp_path)
     assert [runs[n]["method"]["source"] for n in ("rho0_dft", "rho0p9", "rho1_prift_prob")] == \
         ["online", "ema", "reference"]
-    assert all("online_ema_pearson" in _first_step(runs[n]) for n in ("rho0p9", "rho0p99", "rho0p999"))
+    emas = ("rho0p9", "rho0p99", "rho0p999")
+    assert all("online_ema_pearson" in _first_step(runs[n]) for n in emas)
+    # a faster EMA moves further from the start checkpoint; the report draws the curves
+    last = [[h["ema_distance_from_start"] for h in runs[n]["log_history"] if "ema_distance_from_start" in h][-1]
+            for n in emas]
+    assert last[0] > last[1] > last[2] > 0
+    assert (tmp_path / "ema_rho" / "report" / "training_ema_distance.png").is_file()
 
 
 def test_mass_threshold(tiny_checkpoint, tmp_path, prift_cache):
