@@ -1,7 +1,9 @@
 """`PriftRLConfig`: TRL's `GRPOConfig` plus prift's data, reward, dynamic-sampling, budget and rollout settings.
 
 Every GRPOConfig/TrainingArguments field keeps its meaning. The DAPO knobs are TRL's own fields: `loss_type`
-(grpo, dr_grpo, dapo, bnpo), `epsilon` / `epsilon_high` (clip-higher), `beta` (KL, 0 as in DAPO),
+(TRL 1.16's menu: grpo, dr_grpo, dapo, bnpo, cispo, sapo, luspo, vespo; GSPO is `importance_sampling_level=sequence`;
+each composes with dynamic sampling and budgets, which only choose the rows a loss sees), `epsilon` /
+`epsilon_high` (clip-higher), `beta` (KL, 0 as in DAPO),
 `num_generations`, `max_completion_length`, `mask_truncated_completions` (overlong filtering), `temperature`,
 `learning_rate`, `seed`. prift changes these defaults: `epsilon_high=0.28` (DAPO's clip-higher), a constant
 learning rate, `logging_steps=1`, `bf16` and activation checkpointing on only when a CUDA GPU is present (on a CPU
@@ -21,7 +23,7 @@ from prift.models.loading import ATTENTION_HELP
 from prift.rl.budget import UNITS
 from prift.rl.rollout import resolve_backend
 
-DAPO_LOSSES = ("grpo", "dr_grpo", "dapo", "bnpo")
+LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")  # TRL 1.16's GRPO losses
 OVERLONG = "soft_overlong"
 
 
@@ -137,8 +139,11 @@ class PriftRLConfig(HardwareDefaults, GRPOConfig):
                                                  '{"code_pass": {"timeout_s": 5}}')
         self.rollout_backend = resolve_backend("vllm" if self.use_vllm else self.rollout_backend)
         self.use_vllm = self.rollout_backend == "vllm"
-        if self.loss_type not in DAPO_LOSSES:
-            raise ValueError(f"loss_type: prift supports {', '.join(DAPO_LOSSES)}; got {self.loss_type!r}")
+        if self.loss_type not in LOSS_TYPES:
+            raise ValueError(f"loss_type: TRL offers {', '.join(LOSS_TYPES)}; got {self.loss_type!r}")
+        if self.importance_sampling_level not in ("token", "sequence"):
+            raise ValueError(f"importance_sampling_level: token or sequence (GSPO); got {self.importance_sampling_level!r}")
+        self._check_dynamic_sampling_scaling()
         if self.budget_unit not in UNITS:
             raise ValueError(f"budget_unit: unknown value {self.budget_unit!r}; valid: {', '.join(UNITS)}")
         if self.budget is not None and self.budget <= 0:
@@ -157,6 +162,20 @@ class PriftRLConfig(HardwareDefaults, GRPOConfig):
         super().__post_init__()
         self._check_batch_shapes()
         self._apply_budget()
+
+    def _check_dynamic_sampling_scaling(self) -> None:
+        """Advantages normalised across a scored round would depend on the groups dynamic sampling then drops."""
+        if not self.dynamic_sampling:
+            return
+        if str(self.scale_rewards).lower() == "batch":
+            raise ValueError("scale_rewards=batch with dynamic_sampling: TRL divides advantages by the standard deviation "
+                             "of each whole scored round, groups that dynamic sampling then drops included; use "
+                             "scale_rewards=group (DAPO's) or none")
+        if self.multi_objective_aggregation == "normalize_then_sum":
+            raise ValueError("multi_objective_aggregation=normalize_then_sum with dynamic_sampling: TRL normalises the "
+                             "summed rewards over the whole scored round, so dropped groups change the kept ones' "
+                             "advantages and a group whose rewards do not vary still gets non-zero ones; use "
+                             "sum_then_normalize")
 
     def _check_batch_shapes(self) -> None:
         rows = self.per_device_train_batch_size * self.steps_per_generation

@@ -137,13 +137,23 @@ def test_budget_sets_an_upper_bound_on_steps(unit, amount, max_steps):
     (dict(budget_unit="completions", budget=10), "multiple of 4"),
     (dict(budget_unit="completions", budget=12, max_steps=3), "either max_steps or"),
     (dict(budget_unit="hours", budget=1), "budget_unit"),
-    (dict(loss_type="cispo"), "grpo, dr_grpo, dapo, bnpo"),
+    (dict(loss_type="ppo"), "grpo, dr_grpo, dapo, bnpo, cispo, sapo, luspo, vespo"),
+    (dict(importance_sampling_level="seq"), "importance_sampling_level"),
+    (dict(dynamic_sampling=True, scale_rewards="batch"), "scale_rewards=batch with dynamic_sampling"),
+    (dict(dynamic_sampling=True, multi_objective_aggregation="normalize_then_sum"), "use sum_then_normalize"),
     (dict(overlong_buffer=16), "overlong_buffer"),
     (dict(rewards=["math_accuracy", "soft_overlong"]), "overlong_buffer > 0"),
 ])
 def test_config_rejects_what_cannot_run(overrides, message):
     with pytest.raises(ValueError, match=message):
         _config(**overrides)
+
+
+def test_batch_scaling_and_every_trl_loss_are_accepted_where_they_compose():
+    assert _config(scale_rewards="batch").scale_rewards == "batch"  # without dynamic sampling: nothing is dropped
+    assert _config(multi_objective_aggregation="normalize_then_sum", dynamic_sampling=False)
+    for loss in ("cispo", "sapo", "luspo", "vespo"):
+        assert _config(loss_type=loss, dynamic_sampling=True).loss_type == loss
 
 
 def test_overlong_buffer_adds_the_soft_overlong_reward_once():

@@ -10,6 +10,7 @@ group), for 1 always 1, for 2 always 0 (zero variance).
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from collections import defaultdict
 from pathlib import Path
@@ -137,6 +138,24 @@ def _varying(calls: list[dict]) -> list[tuple]:
 
 def _expected(varying: list[tuple], n: int) -> list[tuple]:
     return sorted(tuple(ids) for _, ids_list, _ in varying[:n] for ids in ids_list)
+
+
+@pytest.mark.parametrize(("loss_type", "level"), [("cispo", "token"), ("sapo", "token"), ("luspo", "sequence"),
+                                                 ("vespo", "token"), ("grpo", "sequence")])  # the last is GSPO
+def test_trl_s_loss_menu_trains_with_dynamic_sampling_and_a_budget(tiny_checkpoint, prompts_jsonl, tmp_path,
+                                                                    loss_type, level):
+    """Each of TRL's other losses runs through prift's trainer (dynamic sampling, a prompts budget), spends the
+    budget exactly, changes the weights and records its settings in run.json."""
+    out = run_rl(config(tiny_checkpoint, prompts_jsonl, tmp_path / loss_type, loss_type=loss_type,
+                        importance_sampling_level=level, dynamic_sampling=True, max_refill_rounds=4,
+                        budget_unit="prompts", budget=4, learning_rate=1e-1))
+    run = record(out)
+    assert (run["config"]["loss_type"], run["config"]["importance_sampling_level"]) == (loss_type, level)
+    assert run["budget"]["spent"]["prompts"] == 4  # refills included: the budget counts every generated group
+    losses = [h["loss"] for h in run["log_history"] if "loss" in h]
+    assert losses and all(math.isfinite(x) for x in losses)
+    trained, start = load_causal_lm(str(out), "float32"), load_causal_lm(str(tiny_checkpoint), "float32")
+    assert any(not torch.equal(p, start.state_dict()[n]) for n, p in trained.state_dict().items())
 
 
 def test_dynamic_sampling_keeps_exactly_the_varying_groups_and_refills(tiny_checkpoint, prompts_jsonl, tmp_path):
