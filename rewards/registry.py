@@ -56,6 +56,13 @@ class BoundReward:
         return self.fn(prompts, completions, **{**kwargs, **self.settings})
 
 
+class AsyncBoundReward(BoundReward):
+    """A bound ``async def`` reward: still a coroutine function to TRL, which awaits it beside the others."""
+
+    async def __call__(self, prompts: list, completions: list, **kwargs: object) -> list[float | None]:
+        return await self.fn(prompts, completions, **{**kwargs, **self.settings})
+
+
 def _from_path(path: str) -> RewardFn:
     module_name, _, attr = path.rpartition(":") if ":" in path else path.rpartition(".")
     try:
@@ -86,4 +93,4 @@ def get_reward(name: str, **settings: object) -> RewardFn:
     unknown = sorted(set(settings) - set(accepted))
     if unknown:
         raise ValueError(f"reward {name!r} has no setting(s) {unknown}; accepted: {accepted}")
-    return BoundReward(fn, settings)
+    return (AsyncBoundReward if inspect.iscoroutinefunction(fn) else BoundReward)(fn, settings)

@@ -110,6 +110,27 @@ def test_bound_rewards_pickle_and_keep_their_name():
     assert clone([""], [""], completion_ids=[[0] * 9]) == [-0.5]
 
 
+async def scaled_length(prompts, completions, scale=1.0, **kwargs):
+    """An async reward with a setting (a remote judge would be one)."""
+    return [scale * len(c) for c in completions]
+
+
+def test_an_async_reward_with_settings_stays_async_for_trl():
+    """TRL awaits the rewards its own `is_async_callable` finds async, and calls the others; binding a setting must
+    not turn an async reward into a sync one that returns an unawaited coroutine."""
+    import asyncio
+
+    from trl.trainer.utils import is_async_callable
+
+    plain = get_reward(f"{__name__}:scaled_length")
+    bound = get_reward(f"{__name__}:scaled_length", scale=2.0)
+    assert is_async_callable(plain) and is_async_callable(bound)
+    assert not is_async_callable(get_reward("soft_overlong", max_completion_len=10, soft_punish_cache=2))
+    assert asyncio.run(bound(["p", "p"], ["ab", "abcd"])) == [4.0, 8.0]
+    clone = pickle.loads(pickle.dumps(bound))
+    assert is_async_callable(clone) and clone.__name__ == "scaled_length"
+
+
 def test_log_metric_receives_timeouts():
     logged = {}
     get_reward("code_pass", timeout_s=1)(
