@@ -87,6 +87,12 @@ class Budget:
     def exhausted(self) -> bool:
         return self.amount is not None and getattr(self.spent, self.unit) >= self.amount
 
+    def fraction_spent(self) -> float | None:
+        """Spent / amount in the budget's unit, at most 1 (None without a budget)."""
+        if self.amount is None:
+            return None
+        return min(getattr(self.spent, self.unit) / self.amount, 1.0)
+
     def completions_left(self) -> int | None:
         """Completions that may still be generated (None: this unit does not bound completions)."""
         if self.amount is None or self.unit not in ("prompts", "completions"):

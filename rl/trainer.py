@@ -29,17 +29,21 @@ from prift.rl.budget import Budget, BudgetCallback
 from prift.rl.dynamic_sampling import RefillStream, group_rewards, keep_mask, masked, merge_groups, split_groups
 
 
-class SkippableScheduler:
-    """An LR scheduler whose ``step`` does nothing while ``skip()`` is true; everything else (state_dict, get_last_lr,
-    ...) is the wrapped scheduler's, so checkpoints hold the plain scheduler state."""
+class BudgetScheduler:
+    """TRL's LR schedule, placed by the budget: each step moves it to ``position()`` (None: one step on, as usual)
+    and a step where ``skip()`` is true (a filler-only batch) does not move it. Everything else (state_dict,
+    get_last_lr, ...) is the wrapped scheduler's, so checkpoints hold the plain scheduler state."""
 
-    def __init__(self, scheduler, skip):
-        self.scheduler, self.skip = scheduler, skip
+    def __init__(self, scheduler, skip, position):
+        self.scheduler, self.skip, self.position = scheduler, skip, position
 
     def step(self, *args, **kwargs):
-        if not self.skip():
-            return self.scheduler.step(*args, **kwargs)
-        return None
+        if self.skip():
+            return None
+        target = self.position()
+        if target is not None:
+            self.scheduler.last_epoch = target - 1  # LambdaLR.step() adds one and evaluates the schedule there
+        return self.scheduler.step(*args, **kwargs)
 
     def __getattr__(self, name):
         return getattr(self.scheduler, name)
@@ -54,6 +58,8 @@ class PriftGRPOTrainer(GRPOTrainer):
         self._last_rewards: torch.Tensor | None = None
         self._round_tokens = 0
         self._filler_only = False  # the current generation batch holds no group with reward variance
+        self._round_span: tuple[float, float] | None = None  # budget fraction spent before / after this round
+        self._round_steps = 0  # optimizer steps taken on this round
         self.filler_only_steps = 0
 
     def create_optimizer(self, *args, **kwargs):
@@ -67,11 +73,26 @@ class PriftGRPOTrainer(GRPOTrainer):
         return optimizer
 
     def create_scheduler(self, num_training_steps: int, optimizer=None):
-        """TRL's LR schedule, which does not advance on a filler-only step (no update was made)."""
+        """TRL's LR schedule over ``num_training_steps`` (max_steps: for a prompts, completions or tokens budget,
+        the most steps it can buy), placed by the budget spent rather than the steps taken, so it ends where the
+        budget does even when refills or long completions spend it in fewer steps; a filler-only step (no update)
+        does not move it."""
         scheduler = super().create_scheduler(num_training_steps, optimizer)
-        if not isinstance(scheduler, SkippableScheduler):
-            self.lr_scheduler = scheduler = SkippableScheduler(scheduler, lambda: self._filler_only)
+        if not isinstance(scheduler, BudgetScheduler):
+            self.lr_scheduler = scheduler = BudgetScheduler(
+                scheduler, lambda: self._filler_only, lambda: self._schedule_position(num_training_steps))
         return scheduler
+
+    def _schedule_position(self, length: int) -> int | None:
+        """length x the fraction of the budget spent; the optimizer steps of one generation round split its spend
+        evenly (None: no budget, or a steps budget, which the step count already follows)."""
+        if self.budget.amount is None or self.budget.unit == "steps" or self._round_span is None:
+            return None
+        start, end = self._round_span
+        self._round_steps += 1
+        per_round = max(self.args.steps_per_generation * self.num_iterations // self.args.gradient_accumulation_steps,
+                        1)
+        return max(1, round(length * (start + (end - start) * min(self._round_steps, per_round) / per_round)))
 
     def _unless_filler_only(self, step):
         def guarded(*args, **kwargs):
@@ -100,10 +121,11 @@ class PriftGRPOTrainer(GRPOTrainer):
     def _generate_and_score_completions(self, inputs: list[dict]) -> dict:
         if not self.model.training:
             return super()._generate_and_score_completions(inputs)
+        start = self.budget.fraction_spent()
         inputs = self._within_budget(inputs)
-        if self.args.dynamic_sampling:
-            return self._dynamic_batch(inputs)
-        return self._scored_round(inputs, refill=False)
+        batch = self._dynamic_batch(inputs) if self.args.dynamic_sampling else self._scored_round(inputs, refill=False)
+        self._round_span, self._round_steps = (start, self.budget.fraction_spent()), 0  # for _schedule_position
+        return batch
 
     def _sum(self, value: float) -> float:
         return self.accelerator.gather(torch.tensor([value], device=self.accelerator.device)).sum().item()

@@ -158,6 +158,32 @@ def test_trl_s_loss_menu_trains_with_dynamic_sampling_and_a_budget(tiny_checkpoi
     assert any(not torch.equal(p, start.state_dict()[n]) for n, p in trained.state_dict().items())
 
 
+def _cosine(step: float, length: int, base: float) -> float:
+    return base * 0.5 * (1 + math.cos(math.pi * step / length))
+
+
+def test_the_lr_schedule_follows_the_budget_spent_and_ends_with_it(tiny_checkpoint, prompts_jsonl, tmp_path):
+    """A cosine schedule under a prompts budget. The LR of step k+1 is set after step k: without refills each step
+    spends 1/N of the budget and the LRs are TRL's schedule step by step; with dynamic sampling, refills spend it in
+    fewer steps than max_steps' bound, and each LR is the schedule at the fraction of the budget spent so far (the
+    schedule reaches its end when the budget does, not at the bound)."""
+    base = 1e-2
+    plain = record(run_rl(config(tiny_checkpoint, prompts_jsonl, tmp_path / "plain", budget_unit="prompts", budget=8,
+                                 lr_scheduler_type="cosine", learning_rate=base)))
+    lrs = [h["learning_rate"] for h in plain["log_history"] if "learning_rate" in h]
+    assert lrs == pytest.approx([_cosine(k, 4, base) for k in range(4)], abs=1e-12)
+
+    CALLS.clear()
+    refilled = record(run_rl(config(tiny_checkpoint, prompts_jsonl, tmp_path / "ds", budget_unit="prompts", budget=12,
+                                    lr_scheduler_type="cosine", learning_rate=base, dynamic_sampling=True,
+                                    max_refill_rounds=4)))
+    lrs = [h["learning_rate"] for h in refilled["log_history"] if "learning_rate" in h]
+    spent = [sum(len(groups(c)) for c in CALLS if c["step"] < k) for k in range(1, len(lrs))]  # after steps 1..
+    assert refilled["budget"]["spent"]["prompts"] == 12 and len(lrs) < 6, "refills must spend the budget early"
+    assert lrs == pytest.approx([base] + [_cosine(round(6 * s / 12), 6, base) for s in spent], abs=1e-12)
+    assert lrs != pytest.approx([_cosine(k, 6, base) for k in range(len(lrs))], abs=1e-6)  # not the step count
+
+
 def test_dynamic_sampling_keeps_exactly_the_varying_groups_and_refills(tiny_checkpoint, prompts_jsonl, tmp_path):
     cfg = config(tiny_checkpoint, prompts_jsonl, tmp_path / "ds", dynamic_sampling=True, max_refill_rounds=8)
     batches, history = _train_with_snapshot(cfg)
