@@ -117,12 +117,20 @@ class RefillStream:
         self.epoch += 1
         self._indices = iter(list(sampler))
 
-    def next_batch(self) -> list[dict]:
-        """This process's rows of the next global batch."""
+    def _next_indices(self) -> list[int]:
         first = next(self._indices, None)
         if first is None:
             self._next_epoch()
             first = next(self._indices)
-        global_batch = [first, *(next(self._indices) for _ in range(self.global_rows - 1))]
+        return [first, *(next(self._indices) for _ in range(self.global_rows - 1))]
+
+    def skip(self, batches: int) -> None:
+        """Pass over the next ``batches`` global batches (a resumed run skips the ones it already drew)."""
+        for _ in range(batches):
+            self._next_indices()
+
+    def next_batch(self) -> list[dict]:
+        """This process's rows of the next global batch."""
+        global_batch = self._next_indices()
         start = self.rank * self.rows
         return [self.dataset[i] for i in global_batch[start:start + self.rows]]

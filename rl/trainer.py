@@ -156,6 +156,7 @@ class PriftGRPOTrainer(GRPOTrainer):
                                         self.args.per_device_train_batch_size * self.args.steps_per_generation,
                                         self.accelerator.num_processes, self.accelerator.process_index,
                                         self.args.seed)
+            self._refill.skip(self.budget.spent.refill_rounds)  # a resumed run goes on where it stopped
         return self._refill
 
     def _dynamic_batch(self, rows: list[dict]) -> dict:

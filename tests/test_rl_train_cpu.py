@@ -14,9 +14,11 @@ import math
 import shutil
 from collections import defaultdict
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, TrainerCallback
 
 from prift.models.loading import load_causal_lm, load_tokenizer
@@ -318,6 +320,25 @@ def test_resume_continues_the_budget_and_prompt_order(tiny_checkpoint, prompts_j
     assert [c["row_id"] for c in CALLS] == straight_calls[1:]
     for key in ("steps", "prompts", "completions", "main_prompt_order"):
         assert resumed["budget"]["spent"][key] == straight["budget"]["spent"][key]
+
+
+def test_resume_after_a_step_with_refills_equals_an_uninterrupted_run(tiny_checkpoint, prompts_jsonl, tmp_path):
+    """Dynamic sampling with refills, killed after step 1 and resumed: the same refill prompts in the same order as
+    an uninterrupted run (the refill stream goes on where it stopped), the same budget and the same weights."""
+    settings = dict(dynamic_sampling=True, max_refill_rounds=8, save_strategy="steps", save_steps=1)
+    straight = record(run_rl(config(tiny_checkpoint, prompts_jsonl, tmp_path / "straight", budget=3, **settings)))
+    straight_calls = [(c["step"], c["row_id"]) for c in CALLS]
+    assert len([s for s, _ in straight_calls if s >= 1]) > 2, "steps 2-3 must use refills for this test to mean much"
+    run_rl(config(tiny_checkpoint, prompts_jsonl, tmp_path / "resumed", budget=2, **settings))
+    shutil.rmtree(tmp_path / "resumed" / "checkpoint-2")  # killed after step 1's checkpoint
+    CALLS.clear()
+    resumed = record(run_rl(config(tiny_checkpoint, prompts_jsonl, tmp_path / "resumed", budget=3, **settings)))
+    assert resumed["resumed_from"].endswith("checkpoint-1")
+    assert [(c["step"], c["row_id"]) for c in CALLS] == [call for call in straight_calls if call[0] >= 1]
+    assert resumed["budget"]["spent"] == straight["budget"]["spent"] | {"wall_time_s": ANY}
+    weights = {name: load_file(tmp_path / name / "model.safetensors") for name in ("straight", "resumed")}
+    for key, value in weights["straight"].items():
+        assert torch.equal(value, weights["resumed"][key]), key
 
 
 @pytest.mark.parametrize("settings", [{"budget_unit": "tokens", "budget": 40},
