@@ -29,6 +29,18 @@ class HFBackend:
         self.model = load_causal_lm(model, self.dtype, self.device, attn_implementation).eval()
         self.batch_size = max(1, batch_size)
 
+    @classmethod
+    def in_memory(cls, model, tokenizer, name: str, batch_size: int = 8) -> HFBackend:
+        """A backend over a model already in memory (RL validation: the policy being trained, on its own device)."""
+        import copy
+
+        self = cls.__new__(cls)
+        self.model_name, self.model, self.batch_size = name, model, max(1, batch_size)
+        self.device, self.dtype = str(model.device), model.dtype
+        self.tokenizer = copy.copy(tokenizer)
+        self.tokenizer.padding_side = "left"
+        return self
+
     def describe(self) -> dict:
         import transformers
 

@@ -40,13 +40,13 @@ def reward_panel(ax, curves: dict[str, list[tuple[int, float]]]) -> None:
         ax.legend(fontsize=7)
 
 
-def training_panel(ax, curves: dict[str, list[tuple[int, float]]], label: str) -> None:
-    """An SFT training metric per optimizer step, one line per variant."""
+def training_panel(ax, curves: dict[str, list[tuple[int, float]]], label: str, stage: str = "SFT") -> None:
+    """A metric logged during training per optimizer step, one line per variant (or init)."""
     for variant, points in curves.items():
         ax.plot([s for s, _ in points], [v for _, v in points], marker=".", label=variant)
-    ax.set_xlabel("SFT step")
+    ax.set_xlabel(f"{stage} step")
     ax.set_ylabel(label, fontsize=8)
-    ax.set_title(f"during SFT: {label}", fontsize=9)
+    ax.set_title(f"during {stage}: {label}", fontsize=9)
     ax.legend(fontsize=7)
 
 

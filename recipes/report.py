@@ -29,6 +29,7 @@ CAPTIONS = {  # figure name prefix -> heading in the report
     "summary": "Overview",
     "scores_": "Pre- vs post-RL score per init:",
     "reward_curves": "RL reward curves of every init (one budget)",
+    "rl_validation": "Held-out validation during RL, every init (prift's evaluators, outside the budget)",
     "pass_at_k_": "pass@k curves:",
     "fig1a_training_correlation": "Fig 1a over training: online vs reference log-probabilities, per SFT step",
     "fig1b_near_deterministic": "Fig 1b over training: near-deterministic response tokens, per SFT step",
@@ -133,6 +134,14 @@ class RunData:
     def reward_curves(self) -> dict[str, list]:
         return {init: r["reward_curve"]["reward"]["points"] for init, r in self.rl.items()
                 if r and "reward" in r.get("reward_curve", {})}
+
+    def validation_curves(self) -> tuple[str | None, dict[str, list[tuple[int, float]]]]:
+        """The held-out metric validated during RL (its name, and (step, value) per init that validated)."""
+        records = {init: (r or {}).get("validation") for init, r in self.rl.items()}
+        records = {init: v for init, v in records.items() if v and v.get("metric")}
+        metric = next((v["metric"] for v in records.values()), None)
+        return metric, {init: [(h["step"], h[v["metric"]]) for h in v["history"] if v["metric"] in h]
+                        for init, v in records.items() if v["metric"] == metric}
 
     def training_curves(self, metric: str) -> dict[str, list[tuple[int, float]]]:
         """(step, value) of an SFT training metric per variant, from each run.json's log history (variants that
@@ -252,6 +261,9 @@ def figures(data: RunData, out: Path) -> dict[str, Path]:
         single[f"scores_{bench}"] = (plots.scores_panel, data.scores(bench), f"{bench}: pre- vs post-RL")
     if data.rl:
         single["reward_curves"] = (plots.reward_panel, data.reward_curves())
+        metric, curves = data.validation_curves()
+        if curves:
+            single["rl_validation"] = (plots.training_panel, curves, f"held-out {metric}", "RL")
     for bench in data.benchmarks:
         single[f"pass_at_k_{bench}"] = (plots.pass_at_k_panel, data.pass_at_k(bench), bench)
     for name, (metric, label) in TRAINING_CURVES.items():

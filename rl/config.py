@@ -118,6 +118,26 @@ class PriftRLConfig(HardwareDefaults, GRPOConfig):
         metadata={"help": "Who generates rollouts: vllm (TRL's vLLM integration, see --vllm_mode colocate|server and "
                           "--vllm_gpu_memory_utilization), hf (model.generate), or auto (vllm when installed and a "
                           "CUDA GPU is present, else hf)."})
+    validation_benchmarks: str | None = field(
+        default=None,
+        metadata={"help": "Held-out benchmarks scored during RL by prift's evaluators (the graders and templates of "
+                          "`prift eval`), in `prift eval --benchmarks` syntax (gsm8k, math500, or name=path.jsonl); "
+                          "outside the budget. Results go to output_dir/validation/step-N and into the log history as "
+                          "validation/<benchmark>/<metric>."})
+    validation_steps: int = field(
+        default=0, metadata={"help": "Validate every N optimizer steps (and after the last one); 0 with "
+                                     "validation_benchmarks set is an error."})
+    validation_limit: int | None = field(
+        default=64, metadata={"help": "Problems per validation benchmark (the first N; None = all)."})
+    validation_n: int = field(default=1, metadata={"help": "Samples per validation problem (k of avg@k/pass@k)."})
+    validation_temperature: float = field(default=0.0, metadata={"help": "Validation sampling temperature; 0 = greedy."})
+    validation_max_tokens: int | None = field(
+        default=None, metadata={"help": "Maximum new tokens per validation sample; default max_completion_length."})
+    checkpoint_choice: str = field(
+        default="final",
+        metadata={"help": "The model output_dir ends with: final (the last step's) or best (the validation step "
+                          "with the highest avg@k on the first validation benchmark; needs validation_benchmarks). "
+                          "Fixed before the run; run.json records the step chosen."})
     resume: bool = field(
         default=True,
         metadata={"help": "Continue from the last checkpoint-* folder in output_dir when one exists."})
@@ -148,6 +168,7 @@ class PriftRLConfig(HardwareDefaults, GRPOConfig):
             raise ValueError(f"budget_unit: unknown value {self.budget_unit!r}; valid: {', '.join(UNITS)}")
         if self.budget is not None and self.budget <= 0:
             raise ValueError(f"budget must be a positive number of {self.budget_unit}; got {self.budget}")
+        self._check_validation()
         self._add_overlong_reward()
         if self.dynamic_sampling_metric not in ("accuracy", "total"):
             raise ValueError(f"dynamic_sampling_metric: expected accuracy or total, got {self.dynamic_sampling_metric!r}")
@@ -162,6 +183,15 @@ class PriftRLConfig(HardwareDefaults, GRPOConfig):
         super().__post_init__()
         self._check_batch_shapes()
         self._apply_budget()
+
+    def _check_validation(self) -> None:
+        if self.checkpoint_choice not in ("final", "best"):
+            raise ValueError(f"checkpoint_choice: final or best; got {self.checkpoint_choice!r}")
+        if self.validation_benchmarks and self.validation_steps <= 0:
+            raise ValueError("validation_benchmarks needs validation_steps > 0 (validate every N optimizer steps)")
+        if self.checkpoint_choice == "best" and not self.validation_benchmarks:
+            raise ValueError("checkpoint_choice=best picks the best validation step: set validation_benchmarks and "
+                             "validation_steps")
 
     def _check_dynamic_sampling_scaling(self) -> None:
         """Advantages normalised across a scored round would depend on the groups dynamic sampling then drops."""

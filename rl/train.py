@@ -21,6 +21,8 @@ from prift.rl.config import PriftRLConfig
 from prift.rl.data import check_reward_columns, load_rl_dataset
 from prift.rl.template import TemplateError, check_same_template, check_turn_end
 from prift.rl.trainer import PriftGRPOTrainer
+from prift.rl.validation import ValidationCallback
+from prift.sft.sources import zero_stage
 
 logger = logging.getLogger(__name__)
 EXAMPLES = 10  # row ids kept in run.json and the warning
@@ -135,6 +137,14 @@ def run_rl(config: PriftRLConfig) -> Path:
     budget = Budget(config.budget_unit, config.budget, config.num_generations)
     trainer = PriftGRPOTrainer(model=policy, reward_funcs=list(rewards.values()), args=config, train_dataset=dataset,
                                processing_class=tokenizer, budget=budget)
+    validation = ValidationCallback(config, tokenizer) if config.validation_benchmarks else None
+    if validation is not None:
+        if zero_stage(trainer.accelerator) == 3:
+            raise ValueError("validation_benchmarks under DeepSpeed ZeRO-3: validation generates with the whole policy, "
+                             "which ZeRO-3 partitions; use ZeRO-2, DDP or one process, or validate the saved "
+                             "checkpoints with `prift eval`")
+        validation.trainer = trainer
+        trainer.add_callback(validation)
     last = last_complete_checkpoint(config.output_dir, (BUDGET_FILE,)) if config.resume else None
     if last:
         print(f"[prift] resuming from {last}", flush=True)
@@ -142,10 +152,13 @@ def run_rl(config: PriftRLConfig) -> Path:
     with disk_full_errors(config.output_dir):
         result = trainer.train(resume_from_checkpoint=last)
         trainer.save_model(config.output_dir)
+        chosen = None
+        if validation is not None and trainer.is_world_process_zero():
+            chosen = validation.finish(config.output_dir, trainer.state.global_step)
         if trainer.is_world_process_zero():  # every process holds the same record; one writes it
             record.write(config.output_dir, metrics=result.metrics, resumed_from=last, budget=budget.record(),
                          reward_curve=reward_curve(trainer.state.log_history),
                          log_history=trainer.state.log_history, world_size=trainer.accelerator.num_processes,
-                         filler_only_steps=trainer.filler_only_steps)
+                         filler_only_steps=trainer.filler_only_steps, validation=chosen)
     trainer.accelerator.wait_for_everyone()  # every process returns once run.json exists
     return Path(config.output_dir)

@@ -46,7 +46,9 @@ sft: {{dataset: {data}/arith/sft.jsonl, max_samples: 4, max_length: 128, per_dev
 variants: [nll, prift_mass]
 rl: {{dataset: {data}/arith/rl.jsonl, rewards: [math_accuracy, "{module}:kill_switch"], num_generations: 2,
      per_device_train_batch_size: 4, max_completion_length: 8, temperature: 1.0, learning_rate: {rl_lr},
-     budget: 6, budget_unit: prompts, save_strategy: steps, save_steps: 1, disable_tqdm: true, dtype: float32}}
+     budget: 6, budget_unit: prompts, save_strategy: steps, save_steps: 1, disable_tqdm: true, dtype: float32,
+     validation_benchmarks: "arith={data}/arith/test.jsonl", validation_steps: 2, validation_limit: 2,
+     validation_max_tokens: 8}}
 rl_from_base: true
 eval: {{benchmarks: "arith={data}/arith/test.jsonl", limit: 4, max_tokens: 8, batch_size: 4, progress: false}}
 diagnostics: {{dataset: {data}/arith/test.jsonl, samples: 3}}
@@ -99,7 +101,8 @@ def test_whole_chain_writes_every_stage_and_a_report_with_all_of_them(full_run):
     for stage in STAGES:
         assert stage in html
     for section in ("RL prompt order: identical for all 3 inits", "pre-RL", "post-RL", "RL gain", "RL budget spent", "Fig 1a", "Fig 3a", "Fig 5", "RL reward curves",
-                    "pass@k curves: arith", "6/6 prompts", "Fig 1a over training", "Fig 1b over training"):
+                    "pass@k curves: arith", "6/6 prompts", "Fig 1a over training", "Fig 1b over training",
+                    "Held-out validation during RL"):
         assert section in html, section
     assert html.count("data:image/png;base64,") >= 7
     diag = json.loads((full_run / "diagnostics" / "diagnostics.json").read_text())
@@ -143,6 +146,8 @@ def test_kill_in_the_middle_of_rl_then_rerun_matches_an_uninterrupted_run(full_r
         spent = [json.loads((r / stage / "run.json").read_text())["budget"]["spent"] for r in (full_run, run)]
         assert {k: v for k, v in spent[0].items() if k != "wall_time_s"} == \
                {k: v for k, v in spent[1].items() if k != "wall_time_s"}
+        validation = [json.loads((r / stage / "run.json").read_text())["validation"] for r in (full_run, run)]
+        assert validation[0] == validation[1] and [h["step"] for h in validation[0]["history"]] == [2, 3]
     for stage in ("eval/rl-nll", "eval/rl-base"):
         results = [json.loads((r / stage / "results.json").read_text())["results"]["arith"]["metrics"]
                    for r in (full_run, run)]

@@ -392,3 +392,41 @@ def test_missing_gold_field_names_row_and_field(tiny_checkpoint, tmp_path, write
     prompts_only = write_jsonl(tmp_path / "prompts_only.jsonl", [{"prompt": "What is 1 + 1?", "level": 1}])
     with pytest.raises(DatasetError, match=r"reward 'math_accuracy'.*'answer'"):
         run_rl(config(tiny_checkpoint, prompts_only, tmp_path / "rl", rewards=["math_accuracy"]))
+
+
+# --- validation during RL -------------------------------------------------------------------------------------------
+
+
+def test_validation_during_rl_is_prift_eval_at_those_steps_and_leaves_training_unchanged(
+        tiny_checkpoint, prompts_jsonl, tmp_path):
+    """Validation every 2 of 4 steps: the logged metrics are `prift eval`'s on the checkpoint of that step, training
+    ends with the same weights and budget as a run without validation (outside the budget, RNGs restored), and
+    checkpoint_choice=best leaves the best step's weights (the earliest on a tie) in output_dir, as run.json says."""
+    from prift.eval.config import EvalConfig
+    from prift.eval.runner import evaluate
+    from prift.recipes.arithmetic import data_dir
+
+    bench = f"arith={data_dir() / 'test.jsonl'}"
+    plain = record(run_rl(config(tiny_checkpoint, prompts_jsonl, tmp_path / "plain", budget=4)))
+    plain_calls = [(c["step"], c["ids"]) for c in CALLS]
+    CALLS.clear()
+    validated = config(tiny_checkpoint, prompts_jsonl, tmp_path / "val", budget=4, validation_benchmarks=bench,
+                       validation_steps=2, validation_limit=4, validation_max_tokens=8, checkpoint_choice="best")
+    run = record(run_rl(validated))
+    steps = [h for h in run["log_history"] if "validation/arith/avg@1" in h]
+    assert [h["step"] for h in steps] == [2, 4]
+    assert run["budget"]["spent"] == plain["budget"]["spent"] | {"wall_time_s": ANY}
+    assert [(c["step"], c["ids"]) for c in CALLS] == plain_calls  # the same rollouts after each validation
+    for step in (2, 4):
+        again = evaluate(EvalConfig(model=str(tmp_path / "val" / f"checkpoint-{step}"), benchmarks=bench, limit=4,
+                                    max_tokens=8, output_dir=str(tmp_path / f"eval-{step}"), progress=False))
+        expected = json.loads(again.read_text())["results"]["arith"]["metrics"]["avg@1"]["value"]
+        assert next(h for h in steps if h["step"] == step)["validation/arith/avg@1"] == expected
+    final = load_file(tmp_path / "val" / "checkpoint-4" / "model.safetensors")
+    assert all(torch.equal(v, final[k]) for k, v in load_file(tmp_path / "plain" / "model.safetensors").items())
+    scores = {h["step"]: h["validation/arith/avg@1"] for h in steps}
+    best = max(scores, key=lambda s: (scores[s], -s))
+    assert run["validation"]["chosen_step"] == best and run["validation"]["metric"] == "arith/avg@1"
+    kept = load_file(tmp_path / "val" / "model.safetensors")
+    chosen = load_file(tmp_path / "val" / f"checkpoint-{best}" / "model.safetensors")
+    assert all(torch.equal(v, chosen[k]) for k, v in kept.items())
