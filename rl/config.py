@@ -208,11 +208,28 @@ class PriftRLConfig(HardwareDefaults, GRPOConfig):
                              "sum_then_normalize")
 
     def _check_batch_shapes(self) -> None:
+        """Layouts whose budget (or dynamic sampling) cannot be exact are refused, naming the fields to change."""
         rows = self.per_device_train_batch_size * self.steps_per_generation
-        if self.dynamic_sampling and rows % self.num_generations:
-            raise ValueError(f"dynamic_sampling keeps whole prompt groups per process: per_device_train_batch_size * "
+        if (self.dynamic_sampling or self.budget is not None) and rows % self.num_generations:
+            what = "dynamic_sampling keeps" if self.dynamic_sampling else "a budget counts and cuts"
+            raise ValueError(f"{what} whole prompt groups per process: per_device_train_batch_size * "
                              f"steps_per_generation ({rows}) must be divisible by num_generations "
-                             f"({self.num_generations})")
+                             f"({self.num_generations}), else a group is split across processes")
+        micro = self.steps_per_generation * self.num_iterations  # optimizer-step micro-batches per generation round
+        rounds = self.gradient_accumulation_steps // micro
+        if self.budget is not None and self.budget_unit != "steps" and self.gradient_accumulation_steps > micro:
+            # each optimizer step spans several generation rounds: the budget must buy whole steps
+            if self.gradient_accumulation_steps % micro or self.budget_unit == "tokens":
+                raise ValueError(f"gradient_accumulation_steps ({self.gradient_accumulation_steps}) > "
+                                 f"steps_per_generation x num_iterations ({micro}): an optimizer step spans several "
+                                 "generation rounds, which a budget can end only at a whole step; use a multiple "
+                                 "of it and a prompts or completions budget, or steps_per_generation >= "
+                                 "gradient_accumulation_steps")
+            step_rows = rounds * self.generation_batch_size
+            if self.budget_completions % step_rows:
+                raise ValueError(f"a {self.budget_unit} budget of {self.budget} is {self.budget_completions} "
+                                 f"completions; each optimizer step generates {step_rows} ({rounds} rounds of "
+                                 f"{self.generation_batch_size}), so it must be a multiple of {step_rows}")
         rows_per_cut = math.lcm(self.num_generations, self.steps_per_generation) * self.world_size
         completions = self.budget_completions
         if completions is not None and completions % rows_per_cut:
@@ -238,7 +255,8 @@ class PriftRLConfig(HardwareDefaults, GRPOConfig):
             return
         completions = self.budget_completions or self.budget  # tokens: at least one per completion
         generations = math.ceil(completions / self.generation_batch_size)
-        bound = generations * self.num_iterations * self.steps_per_generation // self.gradient_accumulation_steps
+        bound = math.ceil(generations * self.num_iterations * self.steps_per_generation
+                          / self.gradient_accumulation_steps)  # a last partial step still runs
         if self.max_steps > 0 and self.max_steps != bound:  # equal: a copy of a resolved config
             raise ValueError(f"set either max_steps or a {self.budget_unit} budget, not both")
         self.max_steps = bound

@@ -140,6 +140,12 @@ def test_budget_sets_an_upper_bound_on_steps(unit, amount, max_steps):
     (dict(loss_type="ppo"), "grpo, dr_grpo, dapo, bnpo, cispo, sapo, luspo, vespo"),
     (dict(importance_sampling_level="seq"), "importance_sampling_level"),
     (dict(validation_benchmarks="gsm8k"), "validation_steps > 0"),
+    (dict(gradient_accumulation_steps=2, steps_per_generation=1, budget_unit="completions", budget=8),
+     "must be a multiple of 16"),
+    (dict(gradient_accumulation_steps=3, steps_per_generation=2, budget_unit="completions", budget=48),
+     "spans several generation rounds"),
+    (dict(gradient_accumulation_steps=2, steps_per_generation=1, budget_unit="tokens", budget=400),
+     "spans several generation rounds"),
     (dict(checkpoint_choice="best"), "checkpoint_choice=best picks the best validation step"),
     (dict(checkpoint_choice="last"), "final or best"),
     (dict(dynamic_sampling=True, scale_rewards="batch"), "scale_rewards=batch with dynamic_sampling"),
@@ -150,6 +156,20 @@ def test_budget_sets_an_upper_bound_on_steps(unit, amount, max_steps):
 def test_config_rejects_what_cannot_run(overrides, message):
     with pytest.raises(ValueError, match=message):
         _config(**overrides)
+
+
+def test_a_budget_refuses_groups_split_across_processes(monkeypatch):
+    """2 processes x 2 rows with G=4: TRL accepts it (the global batch is one group), but each process would hold
+    half a group, which a budget would count twice and could cut in half."""
+    monkeypatch.setattr(PriftRLConfig, "world_size", property(lambda self: 2))
+    assert _config(per_device_train_batch_size=2).generation_batch_size == 4
+    with pytest.raises(ValueError, match="a budget counts and cuts whole prompt groups per process"):
+        _config(per_device_train_batch_size=2, budget_unit="prompts", budget=4)
+
+
+def test_gradient_accumulation_over_several_rounds_buys_whole_steps():
+    config = _config(gradient_accumulation_steps=2, steps_per_generation=1, budget_unit="completions", budget=32)
+    assert config.max_steps == 2  # 4 rounds of 8, two per optimizer step
 
 
 def test_batch_scaling_and_every_trl_loss_are_accepted_where_they_compose():

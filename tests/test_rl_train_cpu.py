@@ -278,6 +278,16 @@ def test_budget_stops_exactly_and_is_recorded(tiny_checkpoint, prompts_jsonl, tm
                                                             if c["step"] == CALLS[CALLS.index(c) - 1]["step"])
 
 
+def test_a_budget_over_accumulated_rounds_spends_exactly_whole_steps(tiny_checkpoint, prompts_jsonl, tmp_path):
+    """gradient_accumulation_steps=2 over one-micro-batch rounds: each optimizer step generates two rounds; a
+    budget of two steps' completions is spent exactly, in two steps (one round's worth, which used to round down
+    to max_steps=0 and crash, is refused by the config)."""
+    run = record(run_rl(config(tiny_checkpoint, prompts_jsonl, tmp_path / "ga", gradient_accumulation_steps=2,
+                               steps_per_generation=1, budget_unit="completions", budget=32)))
+    spent = run["budget"]["spent"]
+    assert (spent["steps"], spent["completions"], spent["prompts"]) == (2, 32, 8)
+
+
 def test_token_budget_stops_at_the_first_step_that_reaches_it(tiny_checkpoint, prompts_jsonl, tmp_path):
     budget = 100  # a step generates at most 8 x 8 = 64 tokens, so at least two steps
     out = run_rl(config(tiny_checkpoint, prompts_jsonl, tmp_path / "tokens", budget_unit="tokens", budget=budget))
