@@ -86,7 +86,11 @@ class PriftRLConfig(HardwareDefaults, GRPOConfig):
         metadata={"help": "DAPO soft overlong punishment: when > 0, adds the soft_overlong reward (weight "
                           "--overlong_weight) with L_max = max_completion_length and L_cache = this many tokens: 0 "
                           "up to L_max - L_cache, then linearly down to -1 at L_max."})
-    overlong_weight: float = field(default=1.0, metadata={"help": "Weight of the soft overlong reward."})
+    overlong_weight: float = field(
+        default=0.5,
+        metadata={"help": "Weight of the soft overlong reward. DAPO adds its penalty (down to -1) with weight 1 to a "
+                          "+1/-1 accuracy reward; prift's accuracy rewards are 1/0, half that span, so 0.5 keeps "
+                          "DAPO's relative strength."})
     dynamic_sampling: bool = field(
         default=False,
         metadata={"help": "DAPO dynamic sampling: drop prompt groups whose G rewards are all equal (zero advantage) "

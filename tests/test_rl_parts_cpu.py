@@ -179,6 +179,14 @@ def test_batch_scaling_and_every_trl_loss_are_accepted_where_they_compose():
         assert _config(loss_type=loss, dynamic_sampling=True).loss_type == loss
 
 
+def test_the_default_overlong_weight_keeps_dapo_s_strength_relative_to_accuracy():
+    """DAPO: accuracy +1/-1 (span 2), overlong penalty down to -1 at weight 1; prift: accuracy 1/0 (span 1), so
+    the penalty's full swing must be half the accuracy span, as in DAPO."""
+    config = _config(rewards=["math_accuracy"], overlong_buffer=4)
+    accuracy_span, penalty_swing = config.reward_weights[0] * (1 - 0), config.reward_weights[1] * (0 - -1)
+    assert penalty_swing / accuracy_span == (1 * 1) / (1 - -1)
+
+
 def test_overlong_buffer_adds_the_soft_overlong_reward_once():
     config = _config(rewards=["math_accuracy"], reward_weights=[2.0], overlong_buffer=4, overlong_weight=0.5)
     assert config.rewards == ["math_accuracy", "soft_overlong"] and config.reward_weights == [2.0, 0.5]
