@@ -1,6 +1,6 @@
 """Isolation layers for the code sandbox: probed once per process, then described by the host in every result.
 
-Layers (``../shared/notes/sandbox-isolation.md`` measured what each stops and costs on these machines):
+Layers (``docs/notes/sandbox-isolation.md`` measured what each stops and costs on these machines):
 
 - **separation** (always): the grader and the program are two processes; the program is forked before the tests
   are read, talks to the grader only through data on a pipe pair and never holds the verdict pipe

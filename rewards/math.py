@@ -1,6 +1,6 @@
 """Math answer verification shared by RL rewards and evaluation.
 
-Contracts (DESIGN.md):
+Contracts (docs/design.md):
 
 - ``math_equal(gold, pred) -> bool``: two answer strings (LaTeX with or without ``$``, ``\\boxed{}``, plain
   numbers); never hangs, never raises on bad input.

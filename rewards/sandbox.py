@@ -1,6 +1,6 @@
 """Run untrusted (model-written) Python against tests, isolated, many programs in parallel.
 
-Contract (DESIGN.md): ``run_tests(program, tests, *, timeout_s, memory_mb) -> ExecResult`` runs ``program``
+Contract (docs/design.md): ``run_tests(program, tests, *, timeout_s, memory_mb) -> ExecResult`` runs ``program``
 then the assert code ``tests``; ``.status`` is one of
 
 - ``passed``: every test case passed, as judged by the grader process (the program never runs in it);
@@ -578,6 +578,6 @@ def run_many(
 
 
 def run_tests(program: str, tests: str, *, timeout_s: float, memory_mb: int) -> ExecResult:
-    """Run ``program`` then the assert code ``tests`` in the sandbox (the DESIGN.md contract)."""
+    """Run ``program`` then the assert code ``tests`` in the sandbox (the docs/design.md contract)."""
     config = SandboxConfig(timeout_s=timeout_s, memory_mb=memory_mb, workers=1)
     return run_many([program], [TestSpec("assert", tests)], config)[0]

@@ -7,7 +7,7 @@ wrong or all right is dropped even when a length reward varies):
 ``std_g = nanstd(r over the group)`` is neither close to 0 nor NaN, the criterion TRL's own
 ``frac_reward_zero_std`` uses. Such a group has a non-zero advantage for at least one completion; a zero-variance
 group has A_i = 0 for all i (``scale_rewards`` group or none) and contributes no policy gradient.
-See ``../shared/notes/trl-dynamic-sampling.md`` for why the selection is made from the gathered rewards.
+See ``docs/notes/trl-dynamic-sampling.md`` for why the selection is made from the gathered rewards.
 """
 
 from __future__ import annotations

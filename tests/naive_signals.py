@@ -1,4 +1,4 @@
-"""Independent float64 reference for the per-token signals, written with plain loops (DESIGN.md, "The math").
+"""Independent float64 reference for the per-token signals, written with plain loops (docs/design.md, "The math").
 
 Shared by the signal and priority-rule tests; nothing here calls prift code.
 """

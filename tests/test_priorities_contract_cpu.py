@@ -1,4 +1,4 @@
-"""The `token_weights` contract (DESIGN.md) and the rule registry: shape, detached, masked positions, errors."""
+"""The `token_weights` contract (docs/design.md) and the rule registry: shape, detached, masked positions, errors."""
 
 from __future__ import annotations
 

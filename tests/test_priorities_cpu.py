@@ -1,4 +1,4 @@
-"""Priority rules vs. an independent float64 reference written here with plain loops (DESIGN.md, "The math").
+"""Priority rules vs. an independent float64 reference written here with plain loops (docs/design.md, "The math").
 
 Nothing in this file calls the module's signal helpers to build an expectation: every expected weight comes from
 `naive_signals` (tests/naive_signals.py), which works on the logits as Python floats / numpy float64.
