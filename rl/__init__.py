@@ -1,1 +1,5 @@
 """prift.rl: GRPO/DAPO stage on TRL (dynamic sampling, overlong shaping, budgets, rollouts)."""
+
+if not __name__.startswith("prift."):  # a bare import from the checkout: a second copy of every registry
+    raise ImportError(f"import prift.{__name__}, not {__name__}: the stage folders install as prift.* packages")
+
