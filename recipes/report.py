@@ -19,6 +19,7 @@ import math
 from pathlib import Path
 
 from prift.eval.metrics import pass_at_k
+from prift.eval.paired import paired_bootstrap
 from prift.eval.report import build_table
 from prift.eval.report import plot as plot_eval_table
 from prift.recipes import plots
@@ -150,23 +151,33 @@ class RunData:
                   for variant, r in self.sft.items()}
         return {variant: points for variant, points in curves.items() if points}
 
+    def correct(self, stage: str, bench: str) -> tuple[int, dict[str, list[bool]]] | None:
+        """(samples per problem n, each problem's sample correctness) of `bench` in an eval stage, from its samples."""
+        result = (self.evals.get(stage) or {}).get("results", {}).get(bench)
+        if not result:
+            return None
+        correct: dict[str, list[bool]] = {}
+        for line in (Path(self.stages[stage]["output"]) / result["samples_file"]).read_text().splitlines():
+            row = json.loads(line)
+            correct.setdefault(row["problem_id"], []).append(row["status"] == "correct")
+        return result["sampling"]["n"], correct
+
     def pass_at_k(self, bench: str) -> dict[str, list[float]]:
         """Mean pass@k over problems for k = 1..n, per eval stage that ran `bench`."""
         curves = {}
-        for stage, results in self.evals.items():
-            result = (results or {}).get("results", {}).get(bench)
-            if not result:
+        for stage in self.evals:
+            if (found := self.correct(stage, bench)) is None:
                 continue
-            path = Path(self.stages[stage]["output"]) / result["samples_file"]
-            correct: dict[str, list[bool]] = {}
-            for line in path.read_text().splitlines():
-                row = json.loads(line)
-                correct.setdefault(row["problem_id"], []).append(row["status"] == "correct")
-            n = result["sampling"]["n"]
+            n, correct = found
             counts = [sum(c) for c in correct.values() if len(c) == n]
             if counts:
                 curves[stage] = [sum(pass_at_k(n, c, k) for c in counts) / len(counts) for k in range(1, n + 1)]
         return curves
+
+    def problem_scores(self, stage: str, bench: str) -> dict[str, float] | None:
+        """Each problem's avg@n (mean correctness of its samples) of `bench` in an eval stage."""
+        found = self.correct(stage, bench)
+        return None if found is None else {p: sum(c) / len(c) for p, c in found[1].items() if c}
 
 
 def score_rows(data: RunData, bench: str) -> Rows:
@@ -179,6 +190,38 @@ def score_rows(data: RunData, bench: str) -> Rows:
             gain = f"{100 * (post[0] - pre[0]):+.1f} ± {100 * err:.1f}"
         rows.append([init, _fmt(pre), _fmt(post), gain, data.spent(init)])
     return rows
+
+
+def paired_rows(data: RunData, bench: str) -> Rows:
+    """Every init against the baseline (`nll` when it ran, else the first init): the paired difference of their
+    per-problem avg@n before RL, after RL and in RL gain, with its 95% bootstrap interval over problems."""
+    baseline = "nll" if "nll" in data.inits else data.inits[0]
+    rows = []
+    for init in (i for i in data.inits if i != baseline):
+        per_phase = {}
+        for phase in ("pre-RL", "post-RL"):
+            stages = [data.phases(i).get(phase) for i in (init, baseline)]
+            scores = [data.problem_scores(s, bench) if s in data.stages else None for s in stages]
+            if all(scores):
+                per_phase[phase] = scores
+        if len(per_phase) == 2:  # the gain's own pairing: each problem's post - pre, init vs baseline
+            pre, post = per_phase["pre-RL"], per_phase["post-RL"]
+            per_phase["RL gain"] = [{p: post[k][p] - pre[k][p] for p in post[k] if p in pre[k]} for k in (0, 1)]
+        for phase, (mine, theirs) in per_phase.items():
+            shared = sorted(set(mine) & set(theirs))
+            if len(shared) < 2:
+                continue
+            diff = paired_bootstrap([[mine[p]] for p in shared], [[theirs[p]] for p in shared])
+            rows.append([f"{init} − {baseline}", phase, f"{100 * diff.mean:+.1f}",
+                         f"{100 * diff.low:+.1f} to {100 * diff.high:+.1f}",
+                         "resolved" if diff.resolved else "not resolved (interval includes 0)"])
+    return rows
+
+
+def paired_sections(data: RunData) -> list[tuple[str, list[str], Rows]]:
+    return [(f"{bench}: paired differences of per-problem {data.metric(bench)} (points; 95% bootstrap interval over "
+             "problems, one seed)", ["comparison", "phase", "difference", "95% interval", "verdict"], rows)
+            for bench in data.benchmarks if (rows := paired_rows(data, bench))]
 
 
 def mean_metrics(data: RunData) -> list[str]:
@@ -305,7 +348,7 @@ def scores_markdown(run_dir: str | Path) -> str:
 
 
 def sections(data: RunData) -> list[tuple[str, list[str], Rows]]:
-    out = score_sections(data)
+    out = score_sections(data) + paired_sections(data)
     if len(data.benchmarks) > 1:
         out.insert(0, mean_section(data))
     out.append(("Every eval run (%, ± stderr)", *eval_rows(data)))

@@ -102,7 +102,7 @@ def test_whole_chain_writes_every_stage_and_a_report_with_all_of_them(full_run):
         assert stage in html
     for section in ("RL prompt order: identical for all 3 inits", "pre-RL", "post-RL", "RL gain", "RL budget spent", "Fig 1a", "Fig 3a", "Fig 5", "RL reward curves",
                     "pass@k curves: arith", "6/6 prompts", "Fig 1a over training", "Fig 1b over training",
-                    "Held-out validation during RL"):
+                    "Held-out validation during RL", "arith: paired differences", "prift_mass − nll"):
         assert section in html, section
     assert html.count("data:image/png;base64,") >= 7
     diag = json.loads((full_run / "diagnostics" / "diagnostics.json").read_text())
