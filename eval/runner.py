@@ -38,6 +38,8 @@ from prift.eval.templates import render, resolve_template, stop_strings, use_cha
 from prift.models.provenance import RunRecord, ensure_writable, write_json_atomic
 from prift.rewards.sandbox import SandboxConfig
 
+TRUNCATION_WARNING = 0.05  # a benchmark with more samples cut at max_tokens than this is named on stderr
+
 
 def grading_settings(config: EvalConfig) -> GradingSettings:
     sandbox = SandboxConfig(timeout_s=config.sandbox_timeout_s, memory_mb=config.sandbox_memory_mb,
@@ -183,6 +185,14 @@ class BenchmarkRun:
         views = {view: summarize(graded(functools.partial(self.bench.view_status, view)), n, majority=majority)
                  for view in self.bench.views}
         isolation = next((r.get("isolation") for r in self.store.rows.values() if r.get("isolation")), None)
+        samples = [r for rs in rows.values() for r in rs if r is not None]
+        truncated = sum(r.get("finish_reason") == "length" for r in samples)
+        truncation = {"samples": truncated, "fraction": round(truncated / max(len(samples), 1), 4),
+                      "max_tokens": self.sampling.max_tokens}
+        if truncation["fraction"] > TRUNCATION_WARNING:  # graded anyway, on whatever the cut text holds
+            print(f"[prift] {self.name}: {truncated} of {len(samples)} samples ({truncation['fraction']:.0%}) stopped "
+                  f"at max_tokens={self.sampling.max_tokens} and were graded cut; raise --max_tokens",
+                  file=sys.stderr, flush=True)
         return {
             "benchmark": self.name, "task": self.bench.task, "split": self.bench.split,
             "rows_documented": self.bench.rows, "rows_loaded": self.loaded.total_rows, "limit": self.config.limit,
@@ -191,7 +201,7 @@ class BenchmarkRun:
             "bad_rows": [{"id": p.id, "error": p.error} for p in self.loaded.problems if p.error],
             **summarize(overall, n, majority=majority), **summarize_subsets(overall, n, majority=majority),
             **({"views": views} if views else {}),
-            "sandbox_isolation": isolation, "samples_file": f"samples/{self.name}.jsonl",
+            "truncation": truncation, "sandbox_isolation": isolation, "samples_file": f"samples/{self.name}.jsonl",
             "wall_time_s": round(wall_s, 3), **{k: round(v, 3) for k, v in self.timing.items()},
         }
 

@@ -94,7 +94,7 @@ def test_resume_after_kill_gives_identical_results_without_regenerating(tmp_path
 
 
 @needs_data
-def test_prift_eval_cli_runs_every_benchmark_end_to_end(tmp_path, tiny):
+def test_prift_eval_cli_runs_every_benchmark_end_to_end(tmp_path, tiny, capsys):
     from test_eval_math_suites_cpu import FIXTURES, write_suite  # small fixture files of the math suite
 
     data_dir = tmp_path / "data"
@@ -117,6 +117,12 @@ def test_prift_eval_cli_runs_every_benchmark_end_to_end(tmp_path, tiny):
         assert 0.0 <= result["metrics"]["pass@1"]["value"] <= 1.0
         assert len(_samples(out, name)) == problems
         assert all(len(s["sha256"]) == 64 for s in result["data"])
+        rows = [json.loads(line) for line in (out / "samples" / f"{name}.jsonl").read_text().splitlines()]
+        cut = sum(r.get("finish_reason") == "length" for r in rows)  # rows that never generated have none
+        assert result["truncation"] == {"samples": cut, "fraction": round(cut / len(rows), 4), "max_tokens": 4}
+    # a random tiny model rarely stops within 4 tokens: the cut benchmarks are named
+    err = capsys.readouterr().err
+    assert "stopped at max_tokens=4 and were graded cut" in err and "gsm8k:" in err
     assert data["versions"]["math-verify"] and "vllm" in data["versions"]
     assert data["model"]["backend"] == "hf" and data["wall_time_s"] > 0
     assert data["results"]["humaneval"]["sandbox_isolation"] is not None
