@@ -5,9 +5,9 @@
   answer extraction and the fast path live in :mod:`.answers`.
 - :mod:`~prift.rewards.choice`: ``extract_choice(completion, letters="ABCD")``.
 - :mod:`~prift.rewards.sandbox`: ``run_tests(program, tests, timeout_s=, memory_mb=)`` and batch ``run_many``;
-  test formats and code extraction in :mod:`.code`; the grader/program split in :mod:`.sandbox_runner`; isolation
-  layers in :mod:`.isolation`, :mod:`.sandbox_cgroups` (per-run cgroup) and :mod:`.sandbox_seccomp` (syscall
-  filter).
+  test formats and code extraction in :mod:`.code`; the grader/program split in :mod:`.sandbox_runner`, launched by
+  :mod:`.sandbox_launch` (forked from :mod:`.sandbox_zygote`); isolation layers in :mod:`.isolation`,
+  :mod:`.sandbox_cgroups` (per-run cgroup) and :mod:`.sandbox_seccomp` (syscall filter).
 - :mod:`~prift.rewards.registry` / :mod:`.functions`: TRL-signature rewards looked up by name or dotted path.
 
 Imports nothing else of prift.

@@ -110,7 +110,7 @@ def probe(uid_base: int = 64000, disable: tuple[str, ...] = ()) -> Plan:
     """The strongest outer set that works here, less ``disable`` (the program layers are confirmed by a probe run).
 
     Namespaces are probed with ``unshare(1)`` (util-linux), which makes the same ``unshare(2)`` call, uid/gid maps
-    and mounts as ``sandbox_runner.run_process`` does for every run."""
+    and mounts as ``sandbox_launch.run_process`` does for every run."""
     unknown = set(disable) - set(LAYERS)
     if unknown:
         raise ValueError(f"unknown sandbox layers {sorted(unknown)}; known: {list(LAYERS)}")

@@ -52,7 +52,7 @@ from prift.rewards.sandbox_zygote import NAMESPACES_FAILED_EXIT, Runner, Zygote,
 Status = Literal["passed", "failed", "timeout", "memory", "error"]
 STATUSES = ("passed", "failed", "timeout", "memory", "error")
 _HERE = Path(__file__).parent
-RUNNER_SOURCE = (_HERE / "sandbox_seccomp.py").read_text() + "\n" + (_HERE / "sandbox_runner.py").read_text()
+RUNNER_SOURCE = "\n".join((_HERE / f"sandbox_{part}.py").read_text() for part in ("seccomp", "runner", "launch"))
 COMPILE = "import marshal, sys; sys.stdout.buffer.write(marshal.dumps(compile(sys.stdin.read(), 'sandbox_runner', 'exec')))"
 PIPE_BUFFER = 65536
 INTERPRETER_CANDIDATES = ("/usr/bin/python3", "/usr/local/bin/python3")

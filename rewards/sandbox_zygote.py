@@ -1,9 +1,9 @@
-"""The host's side of the sandbox zygote (``sandbox_runner.zygote``): one interpreter per grading worker that forks
+"""The host's side of the sandbox zygote (``sandbox_launch.zygote``): one interpreter per grading worker that forks
 every run's runner process, so that a run costs forks instead of an interpreter start-up and the runner's imports.
 
 Contract: ``Zygote.take(interpreter, runner_code, site_packages)`` returns an idle zygote of this process (a live
 one that an earlier worker gave back) or starts one; ``fork(request, fds) -> pid`` hands it a run's settings and its
-four pipes (``sandbox_runner.RUN_FDS`` order) and returns the runner's pid, the leader of the run's process group;
+four pipes (``sandbox_launch.RUN_FDS`` order) and returns the runner's pid, the leader of the run's process group;
 ``give_back()`` keeps it for the next worker. A zygote ends when this process closes its socket (``close()``, or
 exit). :class:`Runner` is the part of ``subprocess.Popen`` a run uses.
 """
