@@ -196,14 +196,15 @@ def paired_rows(data: RunData, bench: str) -> Rows:
     """Every init against the baseline (`nll` when it ran, else the first init): the paired difference of their
     per-problem avg@n before RL, after RL and in RL gain, with its 95% bootstrap interval over problems."""
     baseline = "nll" if "nll" in data.inits else data.inits[0]
+    scores = {init: {phase: data.problem_scores(stage, bench) for phase, stage in data.phases(init).items()
+                     if stage in data.stages} for init in data.inits}  # each samples file read once
     rows = []
     for init in (i for i in data.inits if i != baseline):
         per_phase = {}
         for phase in ("pre-RL", "post-RL"):
-            stages = [data.phases(i).get(phase) for i in (init, baseline)]
-            scores = [data.problem_scores(s, bench) if s in data.stages else None for s in stages]
-            if all(scores):
-                per_phase[phase] = scores
+            pair = [scores[i].get(phase) for i in (init, baseline)]
+            if all(pair):
+                per_phase[phase] = pair
         if len(per_phase) == 2:  # the gain's own pairing: each problem's post - pre, init vs baseline
             pre, post = per_phase["pre-RL"], per_phase["post-RL"]
             per_phase["RL gain"] = [{p: post[k][p] - pre[k][p] for p in post[k] if p in pre[k]} for k in (0, 1)]

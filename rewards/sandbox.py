@@ -54,8 +54,8 @@ STATUSES = ("passed", "failed", "timeout", "memory", "error")
 _HERE = Path(__file__).parent
 RUNNER_SOURCE = "\n".join((_HERE / f"sandbox_{part}.py").read_text() for part in ("seccomp", "runner", "launch"))
 COMPILE = "import marshal, sys; sys.stdout.buffer.write(marshal.dumps(compile(sys.stdin.read(), 'sandbox_runner', 'exec')))"
-PIPE_BUFFER = 65536
 INTERPRETER_CANDIDATES = ("/usr/bin/python3", "/usr/local/bin/python3")
+PIPE_BUFFER = 65536
 GRADER_DEADLINE_MARGIN_S = 0.5  # the grader's own deadline before the run's wall clock
 GRADER_MB = 96  # the grader's own interpreter, counted in the run's cgroup (see _run_memory_mb)
 MAX_SLOTS = 1024
@@ -162,12 +162,15 @@ def _parse_verdict(raw: bytes) -> dict | None:
             "layers": layers if type(layers) is dict else {}}
 
 
-def _job(program: str, spec: TestSpec, config: SandboxConfig, plan: Plan, launch: _Launch) -> dict:
+def _job(program: str, spec: TestSpec, config: SandboxConfig, plan: Plan, launch: _Launch, stop: bool) -> dict:
     workdir, slot, zygote_pid = launch.workdir, launch.slot, launch.zygote_pid
     return {
         "program": program,
         "kind": spec.kind,
-        "stop_on_failure": True,
+        "stop_on_failure": stop,
+        # counting every case (code_pass_fraction): the grader stops waiting a little before the host's kill, so a
+        # program that hangs on a late case keeps the cases it passed
+        "deadline_s": None if stop else max(0.1, config.timeout_s - GRADER_DEADLINE_MARGIN_S),
         "max_output": config.max_output_bytes,
         "workdir": workdir,
         "tmpfs_mb": config.disk_mb if plan.namespaces else None,
@@ -283,11 +286,7 @@ def _execute(
     start = time.monotonic()
     isolation = plan.describe(launch.slot, _limits(config))
     proc, cgroup = launch.proc, launch.cgroup
-    # counting every case (code_pass_fraction): the grader stops waiting a little before the host's kill, so a
-    # program that hangs on a late case keeps the cases it passed
-    deadline = None if stop else max(0.1, config.timeout_s - GRADER_DEADLINE_MARGIN_S)
-    job = _job(program, spec, config, plan, launch) | {"stop_on_failure": stop,
-                                                                            "deadline_s": deadline}
+    job = _job(program, spec, config, plan, launch, stop)
     out = _Output(config.max_output_bytes)
     try:
         payload = _frame(job) + _frame({"kind": spec.kind, "tests": spec.tests, "case_timeout_s": spec.case_timeout_s})
