@@ -46,10 +46,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from prift.core.paths import data_root
 from prift.eval.bench_code import fenced
 from prift.eval.benchmarks import get_benchmark, read_json_rows
 from prift.eval.grading import GradingSettings, grade
-from prift.models.paths import data_root
 from prift.rewards.sandbox import SandboxConfig
 
 DATASETS = {"humaneval_plus": ("humaneval", "HUMANEVAL_OVERRIDE_PATH"), "mbpp_plus": ("mbpp", "MBPP_OVERRIDE_PATH")}

@@ -55,7 +55,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from prift.models.paths import data_root
+from prift.core.paths import data_root
 from prift.rewards.answers import extract_answer
 from prift.rewards.code import TestSpec, humaneval_tests
 from prift.rewards.math import grade_many

@@ -56,8 +56,8 @@ def make_config(args, method: str, mode: str, out: str):
 
 def build_trainer(config, policy=None):
     """The same set-up `run_sft` does, stopping short of train(); `policy` reuses an already loaded model."""
+    from prift.core.provenance import RunRecord
     from prift.models.loading import load_causal_lm, load_tokenizer
-    from prift.models.provenance import RunRecord
     from prift.sft.data import load_sft_dataset
     from prift.sft.sources import OnlineSource
     from prift.sft.train import _Setup

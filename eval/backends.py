@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from prift.eval.registry import Registry
+from prift.core.registry import Registry
 
 
 @dataclass(frozen=True)

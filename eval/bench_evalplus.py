@@ -83,10 +83,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from prift.core.paths import cache_root
+from prift.core.provenance import sha256_file
 from prift.eval.bench_code import CodeBenchmark, HumanEval
 from prift.eval.benchmarks import BENCHMARKS, Loaded, Problem, read_json_rows
-from prift.models.paths import cache_root
-from prift.models.provenance import sha256_file
 from prift.rewards.code import TestSpec
 
 EVALPLUS_VERSION = "0.3.1"  # the protocol below; the `crosscheck` extra pins this version

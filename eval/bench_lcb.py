@@ -56,10 +56,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from prift.core.paths import data_root
+from prift.core.provenance import sha256_file
 from prift.eval.bench_code import CodeBenchmark
 from prift.eval.benchmarks import BENCHMARKS, Loaded, Problem, read_jsonl
-from prift.models.paths import data_root
-from prift.models.provenance import sha256_file
 from prift.rewards.code import TestSpec
 
 HUB_ID = "livecodebench/code_generation_lite"

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prift.eval.registry import Registry
-from prift.models.paths import data_root
-from prift.models.provenance import sha256_file
+from prift.core.paths import data_root
+from prift.core.provenance import sha256_file
+from prift.core.registry import Registry
 
 BENCHMARKS: Registry[type[Benchmark]] = Registry(
     "benchmark",

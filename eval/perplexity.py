@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from prift.models.provenance import sha256_file
+from prift.core.provenance import sha256_file
 
 
 def load_texts(source: str, split: str = "test") -> tuple[list[str], dict]:

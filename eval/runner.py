@@ -28,6 +28,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from prift.core.provenance import RunRecord, ensure_writable, write_json_atomic
 from prift.eval.backends import Backend, Sampling, make_backend
 from prift.eval.benchmarks import Benchmark, Problem, get_benchmark
 from prift.eval.config import EvalConfig
@@ -35,7 +36,6 @@ from prift.eval.grading import GradingSettings, grade
 from prift.eval.metrics import ProblemSamples, summarize, summarize_subsets
 from prift.eval.samples import SampleStore, discard_samples
 from prift.eval.templates import render, resolve_template, stop_strings, use_chat_template
-from prift.models.provenance import RunRecord, ensure_writable, write_json_atomic
 from prift.rewards.sandbox import SandboxConfig
 
 TRUNCATION_WARNING = 0.05  # a benchmark with more samples cut at max_tokens than this is named on stderr

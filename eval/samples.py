@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from prift.models.provenance import to_jsonable, write_json_atomic
+from prift.core.provenance import to_jsonable, write_json_atomic
 
 Key = tuple[str, int]
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from prift.core.registry import Registry
 from prift.eval.benchmarks import Benchmark, Problem
-from prift.eval.registry import Registry
 
 BOXED = "Please reason step by step, and put your final answer within \\boxed{}."
 Messages = list[dict[str, str]]

@@ -14,7 +14,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from prift.models.paths import cache_root
+from prift.core.paths import cache_root
 
 EMBEDDED_NAME = "smollm2-135m-instruct"
 EMBEDDED_ALIASES = (EMBEDDED_NAME, "embedded", "HuggingFaceTB/SmolLM2-135M-Instruct@gguf")

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
+from prift.core.provenance import RunRecord, write_json_atomic
 from prift.models.loading import load_causal_lm, load_tokenizer
-from prift.models.provenance import RunRecord, write_json_atomic
 from prift.recipes.recipe import Diagnostics
 from prift.sft.data import load_sft_dataset
 from prift.sft.methods import resolve_method

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prift.models.provenance import sha256_file, to_jsonable, write_json_atomic
+from prift.core.provenance import sha256_file, to_jsonable, write_json_atomic
 from prift.recipes.launch import run_launched
 from prift.recipes.recipe import Recipe
 

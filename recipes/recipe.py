@@ -34,7 +34,7 @@ from pathlib import Path
 
 import yaml
 
-from prift.config import ConfigError, read_yaml_mapping
+from prift.core.config import ConfigError, read_yaml_mapping
 from prift.eval.benchmarks import benchmark_names
 from prift.eval.config import EvalConfig
 from prift.recipes.launch import parse_launch

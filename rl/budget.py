@@ -27,7 +27,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from prift.models.provenance import write_json_atomic
+from prift.core.provenance import write_json_atomic
 
 UNITS = ("steps", "prompts", "completions", "tokens")
 BUDGET_FILE = "budget.json"

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from prift.models.datafiles import DatasetError, check_fields, is_messages, read_rows
+from prift.core.datafiles import DatasetError, check_fields, is_messages, read_rows
 from prift.rewards.answers import last_boxed
 
 MATH_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."

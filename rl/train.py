@@ -11,10 +11,10 @@ import json
 import logging
 from pathlib import Path
 
-from prift.models.checkpoints import last_complete_checkpoint
-from prift.models.diskspace import check_checkpoint_space, disk_full_errors
+from prift.core.checkpoints import last_complete_checkpoint
+from prift.core.diskspace import check_checkpoint_space, disk_full_errors
+from prift.core.provenance import RunRecord, ensure_writable, to_jsonable
 from prift.models.loading import load_causal_lm, load_tokenizer, resolve_model_path
-from prift.models.provenance import RunRecord, ensure_writable, to_jsonable
 from prift.rewards.registry import get_reward
 from prift.rl.budget import BUDGET_FILE, Budget
 from prift.rl.config import PriftRLConfig

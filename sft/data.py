@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from prift.models.datafiles import DatasetError, check_fields, is_messages, read_rows
+from prift.core.datafiles import DatasetError, check_fields, is_messages, read_rows
 
 
 @dataclass(frozen=True)

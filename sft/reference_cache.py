@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from prift.models.diskspace import DISK_FULL, DiskSpaceError, check_output_space
-from prift.models.provenance import sha256_file, write_json_atomic
+from prift.core.diskspace import DISK_FULL, DiskSpaceError, check_output_space
+from prift.core.provenance import sha256_file, write_json_atomic
 from prift.sft.signals import SIGNAL_NAMES
 from prift.sft.sources import CACHE_COLUMN_PREFIX, model_signals
 

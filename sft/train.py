@@ -13,11 +13,11 @@ from pathlib import Path
 
 from accelerate import PartialState
 
-from prift.models.checkpoints import last_complete_checkpoint
-from prift.models.diskspace import check_checkpoint_space, disk_full_errors
+from prift.core.checkpoints import last_complete_checkpoint
+from prift.core.diskspace import check_checkpoint_space, disk_full_errors
+from prift.core.paths import cache_root
+from prift.core.provenance import RunRecord, ensure_writable
 from prift.models.loading import load_causal_lm, load_tokenizer, resolve_dtype, resolve_model_path
-from prift.models.paths import cache_root
-from prift.models.provenance import RunRecord, ensure_writable
 from prift.sft.config import PriftSFTConfig
 from prift.sft.data import DatasetError, load_sft_dataset
 from prift.sft.methods import Method

@@ -42,7 +42,7 @@ def prompt_reward(prompts, completions, row_id, trainer_state=None, **kwargs):
 def _install() -> None:
     from safetensors.torch import save_model
 
-    from prift.models.provenance import RunRecord
+    from prift.core.provenance import RunRecord
     from prift.rl.budget import Budget
     from prift.rl.trainer import PriftGRPOTrainer
 

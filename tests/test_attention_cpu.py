@@ -40,8 +40,8 @@ def test_sft_policy_runs_the_kernel(kernel, tmp_path, prift_cache, tiny_checkpoi
 
 
 def test_live_reference_is_loaded_with_the_kernel(tmp_path, tiny_checkpoint, arith_jsonl, sft_config):
+    from prift.core.provenance import RunRecord
     from prift.models.loading import load_tokenizer
-    from prift.models.provenance import RunRecord
     from prift.sft.train import _Setup
 
     config = sft_config(tiny_checkpoint, arith_jsonl, tmp_path, method="prift_mass", reference_mode="live",

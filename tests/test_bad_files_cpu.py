@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from prift.models.datafiles import DatasetError
+from prift.core.datafiles import DatasetError
 from prift.sft.train import run_sft
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -20,7 +20,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from prift.models.diskspace import DiskSpaceError, check_checkpoint_space
+from prift.core.diskspace import DiskSpaceError, check_checkpoint_space
 from prift.rl.config import PriftRLConfig
 from prift.rl.template import TemplateError
 from prift.rl.train import run_rl

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from trl import SFTConfig
 
-from prift.config import ConfigError, parse_config
+from prift.core.config import ConfigError, parse_config
 from prift.sft.config import PriftSFTConfig
 from prift.sft.data import DatasetError, load_sft_dataset
 from prift.sft.methods import METHODS

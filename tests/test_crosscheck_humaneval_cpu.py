@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from prift.models.paths import data_root
+from prift.core.paths import data_root
 
 needs_data = pytest.mark.skipif(data_root() is None,
                                 reason="benchmark data dir ($PRIFT_DATA_DIR or ../shared/data) absent")

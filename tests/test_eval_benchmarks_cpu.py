@@ -8,9 +8,9 @@ from fractions import Fraction
 
 import pytest
 
+from prift.core.paths import data_root
 from prift.eval.benchmarks import Benchmark, Problem, benchmark_names, get_benchmark, read_json_rows, read_jsonl
 from prift.eval.grading import GradingSettings, grade
-from prift.models.paths import data_root
 from prift.rewards.sandbox import SandboxConfig
 
 DATA = data_root()

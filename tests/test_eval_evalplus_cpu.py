@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pytest
 
+from prift.core.paths import data_root
 from prift.eval.bench_code import fenced
 from prift.eval.bench_evalplus import EvalPlusBenchmark, H, evalplus_tests, oracles, task_inputs
 from prift.eval.benchmarks import benchmark_names, get_benchmark, read_json_rows
 from prift.eval.grading import GradingSettings, grade
-from prift.models.paths import data_root
 from prift.rewards.sandbox import SandboxConfig
 
 DATA = data_root()

@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from prift import main
+from prift.core.paths import data_root
 from prift.eval.backends import Generation
 from prift.eval.bench_code import fenced
 from prift.eval.benchmarks import get_benchmark, read_json_rows
@@ -19,7 +20,6 @@ from prift.eval.export import export_rows
 from prift.eval.report import build_table, markdown
 from prift.eval.runner import evaluate
 from prift.models.loading import load_tokenizer
-from prift.models.paths import data_root
 
 DATA = data_root()
 pytestmark = pytest.mark.skipif(DATA is None, reason="benchmark data dir ($PRIFT_DATA_DIR or ../shared/data) absent")

@@ -17,11 +17,11 @@ import zlib
 
 import pytest
 
+from prift.core.paths import data_root
 from prift.eval.bench_lcb import DEFAULT_TIMEOUT, HUB_ID, RELEASES, lcb_extract_code, lcb_tests
 from prift.eval.benchmarks import get_benchmark, read_jsonl
 from prift.eval.config import EvalConfig
 from prift.eval.grading import GradingSettings, grade
-from prift.models.paths import data_root
 from prift.rewards.code import functional_tests
 from prift.rewards.sandbox import SandboxConfig, run_many
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from prift import main
+from prift.core.provenance import sha256_file
 from prift.eval.bench_math import BOXED_INSTRUCTION, math_gold, math_question
 from prift.eval.benchmarks import get_benchmark
 from prift.eval.config import EvalConfig
 from prift.eval.grading import GradingSettings, grade
-from prift.models.provenance import sha256_file
 
 SUITE = {"minerva": 272, "olympiadbench": 675, "aime24": 30, "amc23": 40}
 HUB = {"minerva": ("math-ai/minervamath", None, "test"),

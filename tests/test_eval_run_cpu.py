@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from prift import main
+from prift.core.paths import data_root
 from prift.eval.backend_hf import HFBackend
 from prift.eval.benchmarks import benchmark_names
 from prift.eval.config import EvalConfig
 from prift.eval.perplexity import perplexity
 from prift.eval.runner import evaluate
-from prift.models.paths import data_root
 from prift.models.tiny import save_tiny_checkpoint
 
 needs_data = pytest.mark.skipif(data_root() is None, reason="benchmark data dir ($PRIFT_DATA_DIR or ../shared/data) absent")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from prift.core.paths import data_root
+from prift.core.registry import Registry
 from prift.eval.benchmarks import BENCHMARKS, Problem, get_benchmark
-from prift.eval.registry import Registry
 from prift.eval.templates import TEMPLATES, render, resolve_template, stop_strings, use_chat_template
-from prift.models.paths import data_root
 from prift.models.tiny import tiny_tokenizer
 
 needs_data = pytest.mark.skipif(data_root() is None, reason="benchmark data dir ($PRIFT_DATA_DIR or ../shared/data) absent")

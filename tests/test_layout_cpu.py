@@ -34,7 +34,7 @@ def test_every_package_folder_is_in_the_wheel():
     assert _packages_on_disk(setuptools["package-dir"]) == set(setuptools["packages"])
 
 
-@pytest.mark.parametrize("stage", ["sft", "rl", "rewards", "eval", "recipes", "models"])
+@pytest.mark.parametrize("stage", ["sft", "rl", "rewards", "eval", "recipes", "models", "core"])
 def test_a_bare_stage_import_refuses_and_names_the_right_one(stage):
     done = subprocess.run([sys.executable, "-c", f"import {stage}"], cwd=ROOT, capture_output=True, text=True,
                           timeout=60)

@@ -14,7 +14,7 @@ from launch import free_port
 from safetensors.torch import load_file
 
 from prift import main
-from prift.config import ConfigError
+from prift.core.config import ConfigError
 from prift.recipes.pipeline import build_stages, plan
 from prift.recipes.recipe import load_recipe
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from prift import main
-from prift.config import ConfigError
+from prift.core.config import ConfigError
 from prift.recipes.arithmetic import data_dir
 from prift.recipes.recipe import load_recipe
 

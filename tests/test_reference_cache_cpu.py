@@ -14,7 +14,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from prift.models.diskspace import DiskSpaceError
+from prift.core.diskspace import DiskSpaceError
 from prift.sft.reference_cache import ReferenceCache
 from prift.sft.signals import SIGNAL_NAMES
 from prift.sft.train import reference_cache_for

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from prift import main as prift_main
-from prift.config import replace_config
+from prift.core.config import replace_config
 from prift.rl.budget import Budget
 from prift.rl.config import PriftRLConfig
 from prift.rl.data import DatasetError, load_rl_dataset

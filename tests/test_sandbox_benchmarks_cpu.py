@@ -14,7 +14,7 @@ import zlib
 
 import pytest
 
-from prift.models.paths import data_root
+from prift.core.paths import data_root
 from prift.rewards.code import TestSpec, humaneval_tests, parse_tests
 from prift.rewards.sandbox import SandboxConfig, run_many
 

@@ -90,7 +90,7 @@ def test_finite_steps_are_not_skipped(tmp_path, tiny_checkpoint, arith_jsonl, sf
 
 
 def test_resume_point_skips_a_checkpoint_killed_while_saving(tmp_path):
-    from prift.models.checkpoints import last_complete_checkpoint
+    from prift.core.checkpoints import last_complete_checkpoint
 
     for step, files in ((2, ("model.safetensors", "trainer_state.json", "ema_model.safetensors")),
                         (4, ("model.safetensors", "trainer_state.json")),  # complete for TRL, not for an EMA run

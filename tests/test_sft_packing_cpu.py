@@ -15,7 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from prift.models.provenance import RunRecord
+from prift.core.provenance import RunRecord
 from prift.sft.train import _Setup, run_sft
 from prift.sft.trainer import EXTRA_COLUMNS
 

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from prift.models.provenance import package_versions
+from prift.core.provenance import package_versions
 from prift.sft.methods import METHODS
 from prift.sft.train import run_sft
 

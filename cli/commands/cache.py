@@ -16,7 +16,7 @@ import json
 import sys
 import time
 
-from prift.config import ConfigError, parse_config
+from prift.core.config import ConfigError, parse_config
 
 
 def main(argv: list[str]) -> int:

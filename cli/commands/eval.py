@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from prift.config import ConfigError, parse_config
+from prift.core.config import ConfigError, parse_config
 
 DESCRIPTION = ("Evaluate a checkpoint on math, code and medical benchmarks: avg@k, unbiased pass@k, maj@k with "
                "standard errors; per-sample jsonl and a results.json with full provenance. Resumable.")

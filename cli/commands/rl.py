@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 
-from prift.config import ConfigError, parse_config
+from prift.core.config import ConfigError, parse_config
 
 DESCRIPTION = (
     "GRPO/DAPO on TRL's GRPOTrainer with prift rewards: loss_type grpo|dr_grpo|dapo|bnpo, clip-higher "

@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from prift.config import ConfigError
+from prift.core.config import ConfigError
 
 
 def main(argv: list[str], prog: str = "prift run") -> int:

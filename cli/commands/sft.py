@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from prift.config import ConfigError, parse_config, replace_config
+from prift.core.config import ConfigError, parse_config, replace_config
 
 DESCRIPTION = (
     "Token-priority SFT on TRL: L = sum_t m_t*CE_t*mask_t / D, with m_t from a priority rule fed by a signal source "

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from prift.models.paths import data_root
-from prift.models.provenance import sha256_file
+from prift.core.paths import data_root
+from prift.core.provenance import sha256_file
 
 LOCAL_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 

@@ -6,7 +6,7 @@ has `need` bytes free, else raises `DiskSpaceError` naming the setting and folde
 parameter, in the parameter's dtype) when the checkpoint carries it, plus any extra weight-sized copies (an EMA).
 
 `disk_full_errors(output_dir)` turns ENOSPC / EDQUOT raised inside it into a `DiskSpaceError` that says a rerun
-resumes from the last complete checkpoint (a half-written one is skipped, see `prift.models.checkpoints`).
+resumes from the last complete checkpoint (a half-written one is skipped, see `prift.core.checkpoints`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from prift.models.checkpoints import last_complete_checkpoint
-from prift.models.provenance import ensure_writable
+from prift.core.checkpoints import last_complete_checkpoint
+from prift.core.provenance import ensure_writable
 
 OPTIMIZER_STATE_FACTOR = 2  # AdamW's exp_avg and exp_avg_sq: one weight-sized tensor each
 DISK_FULL = tuple(getattr(errno, name) for name in ("ENOSPC", "EDQUOT") if hasattr(errno, name))
