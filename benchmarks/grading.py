@@ -55,6 +55,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from prift.core.datasets import gsm8k_gold
 from prift.core.paths import data_root
 from prift.rewards.answers import extract_answer
 from prift.rewards.code import TestSpec, humaneval_tests
@@ -314,7 +315,7 @@ def math500(data: Path, workers: int, rounds: int) -> dict:
 
 def gsm8k(data: Path) -> dict:
     rows = read_jsonl(data / "gsm8k" / "test.jsonl")
-    golds = [r["answer"].rpartition("####")[2].strip().replace(",", "") for r in rows]
+    golds = [gsm8k_gold(r["answer"]) for r in rows]
     seconds, verdicts = timed(lambda: grade_many([r["answer"] for r in rows], golds))
     return {
         "n": len(rows),

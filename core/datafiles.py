@@ -1,8 +1,8 @@
 """Reading training rows from local files or the hub, shared by the SFT and RL stages.
 
-`read_rows(spec, ...)` finds rows for a dataset spec: a local file, a built-in dataset's file under the data root
-(`../shared/data`, `$PRIFT_DATA_DIR`, `--data_dir`), else its hub id. Problems raise `DatasetError` naming the
-source, row (line) and field, so a bad row never surfaces as a KeyError three stages later. (The evaluators read
+`read_rows(spec, ...)` finds rows for a dataset: a local file, a built-in dataset's file under the data root
+(`../shared/data`, `$PRIFT_DATA_DIR`, `--data_dir`), else its hub fallback (:mod:`prift.core.datasets`).
+Problems raise `DatasetError` naming the source, row (line) and field, so a bad row never surfaces as a KeyError three stages later. (The evaluators read
 benchmark files their own way: there a bad row is a recorded per-row failure, not an error.)
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from prift.core.datasets import DatasetSpec, HubSource
 from prift.core.paths import data_root
 from prift.core.provenance import sha256_file
 
@@ -68,31 +69,49 @@ def _read_jsonl(path: Path) -> list[dict]:
     return rows
 
 
-def read_rows(spec: str, *, split: str, data_dir: str | None = None, local: str | None = None,
-              hub: tuple[str, str | None] | None = None) -> tuple[list[dict], dict]:
+def read_rows(spec: str, *, split: str, data_dir: str | None = None, dataset: DatasetSpec | None = None,
+              hub: HubSource | None = None) -> tuple[list[dict], dict]:
     """Rows and provenance (`source`, `sha256` or hub `fingerprint`) for `spec`.
 
-    `local` (a path under the data root, `{split}` substituted) and `hub` (id, config) describe a built-in dataset;
-    without them `spec` is a local file. Missing everywhere -> `DatasetError` naming what was tried.
+    `dataset` (a built-in :class:`~prift.core.datasets.DatasetSpec`) gives the split's file under the data root and
+    its hub fallback, and picks the split's rows; without it `spec` is a local file, else the hub dataset `hub`.
+    Missing everywhere -> `DatasetError` naming what was tried.
     """
     path = Path(spec).expanduser()
-    if local is not None:
-        root = data_root(data_dir)
-        if root is not None and (root / local.format(split=split)).is_file():
-            path = root / local.format(split=split)
+    if dataset is not None:
+        if split not in dataset.splits:
+            raise DatasetError(f"dataset {spec!r} has no split {split!r}; valid: {', '.join(dataset.splits)}")
+        root, local = data_root(data_dir), dataset.files.get(split)
+        if root is not None and local is not None and (root / local).is_file():
+            path = root / local
+        hub = dataset.hub.get(split)
     if path.is_file():
-        return read_local(path), {"source": str(path), "sha256": sha256_file(path)}
-    if hub is None:
+        rows, provenance = read_local(path), {"source": str(path), "sha256": sha256_file(path)}
+    elif hub is None:
         raise DatasetError(f"dataset {spec!r}: no such file, and it is not a built-in dataset")
+    else:
+        rows, provenance = _read_hub(spec, hub)
+    return (rows if dataset is None else split_rows(dataset, rows, split, provenance["source"])), provenance
+
+
+def split_rows(dataset: DatasetSpec, rows: list[dict], split: str, where: str) -> list[dict]:
+    """The rows of `split` in a file laid out like `dataset` (:meth:`DatasetSpec.rows_of`); `DatasetError` naming
+    `where` for a row without the field that picks its split."""
+    try:
+        return dataset.rows_of(rows, split)
+    except (KeyError, TypeError, ValueError) as err:
+        raise DatasetError(f"{where}: cannot pick the rows of split {split!r} ({type(err).__name__}: {err})") from err
+
+
+def _read_hub(spec: str, hub: HubSource) -> tuple[list[dict], dict]:
     from datasets import load_dataset
 
-    hub_id, config = hub
     try:
-        rows = load_dataset(hub_id, config, split=split)
+        rows = load_dataset(hub.id, hub.config, split=hub.split)
     except Exception as err:  # datasets raises many types for a missing or unreachable dataset
         raise DatasetError(f"dataset {spec!r} has no local file and could not be loaded from the hub as "
-                           f"{hub_id!r} (split {split!r}): {err}") from err
-    return list(rows), {"source": f"hub:{hub_id}:{config}:{split}", "fingerprint": rows._fingerprint}
+                           f"{hub.id!r} (config {hub.config!r}, split {hub.split!r}): {err}") from err
+    return list(rows), {"source": f"hub:{hub.id}:{hub.config}:{hub.split}", "fingerprint": rows._fingerprint}
 
 
 def is_messages(value) -> bool:

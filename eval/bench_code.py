@@ -18,7 +18,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from prift.eval.benchmarks import BENCHMARKS, Benchmark, Problem, read_json_array, read_jsonl
+from prift.core.datasets import CODE_INSTRUCTION, DATASETS, MBPP_SPLITS, mbpp_task
+from prift.eval.benchmarks import BENCHMARKS, Benchmark, Problem, read_json_array, read_jsonl, spec_files
 from prift.rewards.code import TestSpec, extract_code, humaneval_tests
 
 EVALPLUS_INSTRUCTION = ("Please provide a self-contained Python script that solves the following problem in a "
@@ -74,7 +75,7 @@ class HumanEval(CodeBenchmark):
 
 class MBPPBase(CodeBenchmark):
     base_stop = ("[DONE]",)
-    test_ids = range(11, 511)
+    test_ids = MBPP_SPLITS["test"]
     shot_ids = (2, 3, 4)
 
     def keep(self, row: dict) -> bool:
@@ -83,24 +84,21 @@ class MBPPBase(CodeBenchmark):
     def tests_of(self, row: dict) -> str:
         raise NotImplementedError
 
-    def task_text(self, text: str, tests: str) -> str:
-        return f"You are an expert Python programmer, and here is your task: {text} Your code should pass these tests:\n\n{tests}\n"
-
     def to_problem(self, row: dict, index: int) -> Problem:
         tests = self.tests_of(row)
         asserts = "\n".join(row["test_list"])
         text = row.get("text") or row["prompt"]
-        return Problem(f"{self.name}/{row['task_id']}", self.task_text(text, asserts), TestSpec("assert", tests),
+        return Problem(f"{self.name}/{row['task_id']}", mbpp_task(text, asserts), TestSpec("assert", tests),
                        {"reference": row["code"]})
 
     def instruction(self, problem: Problem) -> str:
-        return f"{problem.question}Write the function in a ```python code block."
+        return f"{problem.question}{CODE_INSTRUCTION}"  # the mbpp spec's prompt (prift.core.datasets)
 
     def base_prompt(self, problem: Problem) -> str:
         if not hasattr(self, "_shots"):
             rows = {int(r["task_id"]): r for r in self._all_rows if "task_id" in r}
             self._shots = "".join(
-                f"{self.task_text(rows[i].get('text') or rows[i]['prompt'], chr(10).join(rows[i]['test_list']))}"
+                f"{mbpp_task(rows[i].get('text') or rows[i]['prompt'], chr(10).join(rows[i]['test_list']))}"
                 f"[BEGIN]\n{rows[i]['code']}\n[DONE]\n" for i in self.shot_ids if i in rows)
         return f"{self._shots}{problem.question}[BEGIN]\n"
 
@@ -112,15 +110,15 @@ class MBPPBase(CodeBenchmark):
 @BENCHMARKS.register("mbpp")
 class MBPP(MBPPBase):
     name, split, rows = "mbpp", "test", 500
-    files = ("mbpp/mbpp.jsonl",)
-    hub = ("google-research-datasets/mbpp", "full", "test")
+    dataset = DATASETS.get("mbpp")
+    files, hub = spec_files(dataset, split)
 
     def read_local(self, root: Path) -> list[dict]:
         self._all_rows = read_jsonl(root / self.files[0])
         return self._all_rows
 
     def tests_of(self, row: dict) -> str:
-        return row.get("test_setup_code", "") + "\n" + "\n".join(row["test_list"])
+        return self.dataset.gold(row)
 
 
 @BENCHMARKS.register("mbpp_sanitized")

@@ -610,7 +610,7 @@ def evalplus_tests(dataset: str, entry: str, atol: float, inputs: dict[str, list
 class EvalPlusBenchmark(CodeBenchmark):
     """A dataset of the evalplus release schema graded by evalplus's protocol (module docstring)."""
 
-    dataset = ""  # "humaneval" | "mbpp": evalplus's dataset name (selects the special oracles)
+    evalplus_dataset = ""  # "humaneval" | "mbpp": evalplus's dataset name (selects the special oracles)
     releases: dict[str, tuple[str, int, str, str]] = {}  # version -> (data file, rows, release url, sha256)
     default_version = ""
     hub = None  # no hub dataset holds this schema: the release asset is downloaded instead (data_file)
@@ -662,7 +662,7 @@ class EvalPlusBenchmark(CodeBenchmark):
         rows = [row for row in read_json_rows(path) if "__error__" in row or self.keep(row)]
         chosen = rows[:limit] if limit else rows
         usable = [row for row in chosen if "__error__" not in row and "task_id" in row]
-        self._oracles = oracles(self.dataset, source["sha256"], usable) if usable else {}
+        self._oracles = oracles(self.evalplus_dataset, source["sha256"], usable) if usable else {}
         return Loaded([self._problem(row, i) for i, row in enumerate(chosen)], [source], len(rows))
 
     def to_problem(self, row: dict, index: int) -> Problem:
@@ -670,8 +670,8 @@ class EvalPlusBenchmark(CodeBenchmark):
         oracle = self._oracles.get(task_id) or {"error": "no expected outputs"}
         if oracle["error"]:
             raise ValueError(oracle["error"])
-        inputs = task_inputs(self.dataset, row)
-        spec = evalplus_tests(self.dataset, entry, float(row.get("atol") or 0), inputs, oracle, self.settings)
+        inputs = task_inputs(self.evalplus_dataset, row)
+        spec = evalplus_tests(self.evalplus_dataset, entry, float(row.get("atol") or 0), inputs, oracle, self.settings)
         meta = {"entry_point": entry, "reference": row["prompt"] + row["canonical_solution"],
                 "base_inputs": len(inputs["base"]), "plus_inputs": len(inputs["plus"]), "base_cases": BASE_CASES,
                 "run_budget_s": round(run_budget_s(oracle, self.settings), 3)}
@@ -703,7 +703,7 @@ class HumanEvalPlus(EvalPlusBenchmark, HumanEval):
     """HumanEval+ v0.1.10 (evalplus 0.3.1's default). Prompts and program extraction as ``humaneval``."""
 
     name, split, rows = "humaneval_plus", "test", 164
-    dataset, default_version = "humaneval", "v0.1.10"
+    evalplus_dataset, default_version = "humaneval", "v0.1.10"
 
     @classmethod
     def settings_defaults(cls) -> dict:
@@ -722,7 +722,7 @@ class MBPPPlus(EvalPlusBenchmark):
     (graded by the same 0.3.1 rules). Prompt: the task's docstring, as the former ``mbpp_plus``."""
 
     name, split, rows = "mbpp_plus", "test", 378
-    dataset, default_version = "mbpp", "v0.2.0"
+    evalplus_dataset, default_version = "mbpp", "v0.2.0"
     releases = {
         "v0.2.0": ("mbpp_plus/MbppPlus-v0.2.0.jsonl.gz", 378,
                    "https://github.com/evalplus/mbppplus_release/releases/download/v0.2.0/MbppPlus.jsonl.gz",

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prift.eval.benchmarks import BENCHMARKS, Benchmark, Problem, read_json_rows, read_jsonl
-from prift.rewards.answers import last_boxed
+from prift.core.boxed import last_boxed
+from prift.core.datasets import BOXED_INSTRUCTION, DATASETS
+from prift.eval.benchmarks import BENCHMARKS, Benchmark, Problem, read_json_rows, read_jsonl, spec_files, spec_split
 
-BOXED_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
-GSM8K_TRAIN = ("gsm8k/train.jsonl", ("openai/gsm8k", "main", "train"))
-MATH_TRAIN = ("math/train.jsonl", ("DigitalLearningGmbH/MATH-lighteval", "default", "train"))
+GSM8K_TRAIN = spec_split(DATASETS.get("gsm8k"), "train")
+MATH_TRAIN = spec_split(DATASETS.get("math"), "train")
 
 
 class MathBenchmark(Benchmark):
@@ -34,7 +34,7 @@ class MathBenchmark(Benchmark):
         return read_jsonl(root / self.files[0])
 
     def instruction(self, problem: Problem) -> str:
-        return f"{problem.question}\n{BOXED_INSTRUCTION}"
+        return f"{problem.question}\n{BOXED_INSTRUCTION}"  # the math specs' prompt (prift.core.datasets)
 
     def reference(self, problem: Problem) -> str:
         return f"The final answer is \\boxed{{{problem.gold}}}."
@@ -55,23 +55,16 @@ class MathBenchmark(Benchmark):
     base_stop = ("\nProblem:",)
 
 
-def gsm8k_gold(answer: str) -> str:
-    """GSM8K gold: text after the last ``####``, stripped, thousands commas removed (``1,000`` -> ``1000``)."""
-    if "####" not in answer:
-        raise ValueError("answer has no '####' line")
-    return answer.rpartition("####")[2].strip().replace(",", "")
-
-
 @BENCHMARKS.register("gsm8k")
 class GSM8K(MathBenchmark):
     name, split, rows = "gsm8k", "test", 1319
-    files = ("gsm8k/test.jsonl",)
-    hub = ("openai/gsm8k", "main", "test")
+    dataset = DATASETS.get("gsm8k")
+    files, hub = spec_files(dataset, split)
     base_stop = ("Question:",)
     num_shots = 5
 
     def to_problem(self, row: dict, index: int) -> Problem:
-        return Problem(f"gsm8k/{index}", row["question"], gsm8k_gold(row["answer"]))
+        return Problem(f"gsm8k/{index}", self.dataset.question(row), self.dataset.gold(row))
 
     def shot_pairs(self) -> list[tuple[str, str]]:
         rows = self.read_extra(*GSM8K_TRAIN)[: self.num_shots]
@@ -85,14 +78,12 @@ class GSM8K(MathBenchmark):
 @BENCHMARKS.register("math")
 class MATH(MathBenchmark):
     name, split, rows = "math", "test", 5000
-    files = ("math/test.jsonl",)
-    hub = ("DigitalLearningGmbH/MATH-lighteval", "default", "test")
+    dataset = DATASETS.get("math")
+    files, hub = spec_files(dataset, split)
 
     def to_problem(self, row: dict, index: int) -> Problem:
-        gold = last_boxed(row["solution"])
-        if not gold:
-            raise ValueError("solution has no \\boxed{} answer")
-        return Problem(row.get("unique_id", f"math/{index}"), row["problem"], gold, {"subject": row.get("type")})
+        return Problem(row.get("unique_id", f"math/{index}"), self.dataset.question(row), self.dataset.gold(row),
+                       {"subject": row.get("type")})
 
 
 @BENCHMARKS.register("math500")

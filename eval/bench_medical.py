@@ -15,10 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prift.eval.benchmarks import BENCHMARKS, Benchmark, Problem, format_choices, letter_of, read_csv, read_json_array
-
-MC_INSTRUCTION = ("Answer the multiple choice question above. The last line of your response should be of the form "
-                  "'Answer: X' where X is one of {letters}.")
+from prift.core.datasets import DATASETS, format_choices, letter_of, mc_instruction
+from prift.eval.benchmarks import BENCHMARKS, Benchmark, Problem, read_csv, read_json_array, spec_files
 
 
 class ChoiceBenchmark(Benchmark):
@@ -27,8 +25,7 @@ class ChoiceBenchmark(Benchmark):
     base_stop = ("\n\n",)
 
     def instruction(self, problem: Problem) -> str:
-        letters = ", ".join(self.letters)
-        return f"{problem.question}\n\n{MC_INSTRUCTION.format(letters=letters)}"
+        return f"{problem.question}\n\n{mc_instruction(self.letters)}"  # the medmcqa spec's prompt layout
 
     def base_prompt(self, problem: Problem) -> str:
         return f"Question: {problem.question}\nAnswer:"
@@ -57,16 +54,15 @@ class MedQA(ChoiceBenchmark):
 @BENCHMARKS.register("medmcqa")
 class MedMCQA(ChoiceBenchmark):
     name, split, rows = "medmcqa", "validation", 4183
-    files = ("medmcqa/medmcqa_validation.json",)
-    hub = ("openlifescienceai/medmcqa", None, "validation")
+    dataset = DATASETS.get("medmcqa")
+    files, hub = spec_files(dataset, split)
 
     def read_local(self, root: Path) -> list[dict]:
-        return read_json_array(root / self.files[0], unwrap="data")
+        return read_json_array(root / self.files[0], unwrap=self.dataset.unwrap)
 
     def to_problem(self, row: dict, index: int) -> Problem:
-        options = [row["opa"], row["opb"], row["opc"], row["opd"]]
-        return Problem(str(row.get("id", f"medmcqa/{index}")), format_choices(row["question"], options),
-                       letter_of(row["cop"], self.letters), {"subject": row.get("subject_name")})
+        return Problem(str(row.get("id", f"medmcqa/{index}")), self.dataset.question(row), self.dataset.gold(row),
+                       {"subject": row.get("subject_name")})
 
 
 MMLU_MEDICAL_SUBJECTS = ("anatomy", "clinical_knowledge", "college_biology", "college_medicine", "medical_genetics",
@@ -85,11 +81,14 @@ class MMLUMedical(ChoiceBenchmark):
         return [{**row, "subject": s} for s in MMLU_MEDICAL_SUBJECTS
                 for row in read_csv(root / f"mmlu_medical/test/{s}_test.csv")]
 
+    def hub_sources(self) -> list[tuple[str, str | None, str]]:
+        return [("cais/mmlu", s, split) for split in ("test", "dev") for s in MMLU_MEDICAL_SUBJECTS]
+
     def read_hub(self) -> list[dict]:
         from datasets import load_dataset
 
-        return [{**dict(row), "subject": s} for s in MMLU_MEDICAL_SUBJECTS
-                for row in load_dataset("cais/mmlu", s, split="test")]
+        return [{**dict(row), "subject": config} for hub_id, config, split in self.hub_sources() if split == "test"
+                for row in load_dataset(hub_id, config, split=split)]
 
     def to_problem(self, row: dict, index: int) -> Problem:
         options = row.get("choices") or [row[f"choice{i}"] for i in range(4)]

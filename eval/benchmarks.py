@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prift.core.datasets import DatasetSpec, HubSource
 from prift.core.paths import data_root
 from prift.core.provenance import sha256_file
 from prift.core.registry import Registry
@@ -71,6 +72,7 @@ class Benchmark:
     default_template: str = "chat"
     base_stop: tuple[str, ...] = ()  # stop strings of the few-shot / completion base prompt
     letters: str = "ABCD"
+    dataset: DatasetSpec | None = None  # the training-data spec this benchmark is a view of (same prompt and gold)
     views: tuple[str, ...] = ()  # extra verdicts of a graded sample, scored apart in results.json (evalplus: "base")
 
     def __init__(self, data_dir: str | Path | None = None, **settings: Any) -> None:
@@ -93,6 +95,10 @@ class Benchmark:
 
     def read_local(self, root: Path) -> list[dict]:
         raise NotImplementedError
+
+    def hub_sources(self) -> list[tuple[str, str | None, str]]:
+        """Every ``(hub id, config, split)`` the hub fallback loads (checked against the hub's configs by a test)."""
+        return [self.hub] if self.hub else []
 
     def read_hub(self) -> list[dict]:
         if self.hub is None:
@@ -190,6 +196,19 @@ def parse_benchmark(item: str) -> tuple[str, Path | None]:
     return name, file
 
 
+def spec_split(dataset: DatasetSpec, split: str) -> tuple[str, tuple[str, str | None, str]]:
+    """``(file under the data root, (hub id, config, split))`` of ``split`` of ``dataset`` (:meth:`read_extra`'s
+    arguments)."""
+    hub: HubSource = dataset.hub[split]
+    return dataset.files[split], (hub.id, hub.config, hub.split)
+
+
+def spec_files(dataset: DatasetSpec, split: str) -> tuple[tuple[str, ...], tuple[str, str | None, str]]:
+    """``(files, hub)`` class attributes of a benchmark that evaluates ``split`` of ``dataset``."""
+    file, hub = spec_split(dataset, split)
+    return (file,), hub
+
+
 def get_benchmark(item: str, data_dir: str | Path | None = None, **settings: Any) -> Benchmark:
     """The benchmark of a ``--benchmarks`` item (see :func:`parse_benchmark`), with its ``settings``."""
     name, path = parse_benchmark(item)
@@ -247,17 +266,3 @@ def read_json_array(path: Path, unwrap: str | None = None) -> list[dict]:
 def read_csv(path: Path) -> list[dict]:
     with open(path, newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
-
-
-def letter_of(index: int | str, letters: str = "ABCDEFGHIJ") -> str:
-    """``0 -> "A"``; accepts ints and digit strings (a bad index raises ``ValueError``)."""
-    i = int(index)
-    if not 0 <= i < len(letters):
-        raise ValueError(f"option index {index!r} out of range")
-    return letters[i]
-
-
-def format_choices(question: str, options: list[str], letters: str = "ABCDEFGHIJ") -> str:
-    """``question`` then one ``X. option`` line per option (the lm-evaluation-harness MMLU/MedQA layout)."""
-    lines = [question.strip()] + [f"{letters[i]}. {str(option).strip()}" for i, option in enumerate(options)]
-    return "\n".join(lines)

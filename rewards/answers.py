@@ -19,30 +19,13 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import NamedTuple
 
-_BOXED = re.compile(r"\\(?:boxed|fbox)\s*")
+from prift.core.boxed import last_boxed
+
 _HASHES = re.compile(r"####\s*([^\n]+)")
 _ANSWER_IS = re.compile(r"answer\s*(?:is|:)\s*:?\s*(.+?)\s*(?:\.(?:\s|$)|\n|$)", re.IGNORECASE)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|[+-]?\.\d+")
 _NOISE = re.compile(r"\\[$%!,;]|[$%]|\{,\}|\\text\{\s*\}|\s")
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` (or ``\\fbox``) in ``text``; ``None`` if absent or unbalanced."""
-    matches = list(_BOXED.finditer(text))
-    for match in reversed(matches):
-        start = match.end()
-        if start < len(text) and text[start] != "{":
-            token = re.match(r"[^\s$.,;]+", text[start:])
-            if token:
-                return token.group(0)
-            continue
-        depth = 0
-        for i in range(start, len(text)):
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            if depth == 0:
-                return text[start + 1 : i].strip()
-    return None
 
 
 def _after_hashes(text: str) -> str | None:

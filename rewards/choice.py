@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from prift.rewards.answers import last_boxed
+from prift.core.boxed import last_boxed
 
 _WRAPPERS = re.compile(r"\\text(?:bf)?\{|[{}()\[\]*$\s.:]")
 

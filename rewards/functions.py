@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from prift.rewards.answers import last_boxed
+from prift.core.boxed import last_boxed
+from prift.core.datasets import gsm8k_gold
 from prift.rewards.choice import extract_choice
 from prift.rewards.code import extract_code
 from prift.rewards.math import grade_many, grade_numeric
@@ -52,7 +53,7 @@ def _gold(value: object) -> str | None:
     if value is None:
         return None
     text = str(value)
-    return text.rpartition("####")[2].strip() if "####" in text else text
+    return gsm8k_gold(text) if "####" in text else text
 
 
 def _require(column: Sequence[object] | None, name: str) -> Sequence[object]:

@@ -1,92 +1,43 @@
-"""SFT data: TRL's standard formats from local files, hub ids, or built-in adapters (GSM8K, MATH, MedMCQA).
+"""SFT data: TRL's standard formats from local files, hub ids, or the built-in datasets of :mod:`prift.core.datasets`.
 
 Every row becomes TRL's conversational prompt/completion format
 `{"prompt": [{"role": "user", ...}], "completion": [{"role": "assistant", ...}]}` (or plain strings with
 `chat_template=False`), so TRL labels the response tokens only; a `messages` row is split before its final assistant
-turn the same way unless `messages_loss="all"`. A row missing a needed field raises `DatasetError` naming the source, row index and field.
+turn the same way unless `messages_loss="all"`. A row missing a needed field raises `DatasetError` naming the source,
+row index and field. A built-in dataset's prompt is the one RL and evaluation use (question plus instruction).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from prift.core.datafiles import DatasetError, check_fields, is_messages, read_rows
+from prift.core.datasets import DATASETS, DatasetSpec, HubSource
 
 
 @dataclass(frozen=True)
 class Adapter:
-    """Turns one raw row into (prompt text, completion text). `fields` are required; `local` is the file under the
-    data root (`{split}` substituted); `hub` is (hub id, config) for users without local files."""
+    """Turns one raw row into (prompt text, completion text); `fields` are required. A built-in dataset's adapter
+    is its spec's SFT view (`dataset` says where its files are)."""
 
     name: str
     convert: Callable[[dict], tuple[str, str]]
     fields: tuple[str, ...]
-    local: str | None = None
-    hub: tuple[str, str | None] | None = None
+    dataset: DatasetSpec | None = None
 
 
-ADAPTERS: dict[str, Adapter] = {}
+def _spec_adapter(spec: DatasetSpec) -> Adapter:
+    """The SFT view of a dataset spec: its zero-shot prompt (the one RL and eval use) -> its SFT target."""
+    return Adapter(spec.name, lambda row: (spec.prompt(row), spec.target(row)), spec.fields, spec)
 
 
-def register_adapter(name: str, fields: tuple[str, ...], local: str | None = None,
-                     hub: tuple[str, str | None] | None = None):
-    def wrap(fn: Callable[[dict], tuple[str, str]]):
-        if name in ADAPTERS:
-            raise ValueError(f"dataset adapter {name!r} is already registered")
-        ADAPTERS[name] = Adapter(name, fn, fields, local, hub)
-        return fn
-
-    return wrap
-
-
-_CALCULATOR = re.compile(r"<<[^>]*>>")
-
-
-@register_adapter("gsm8k", fields=("question", "answer"), local="gsm8k/{split}.jsonl", hub=("openai/gsm8k", "main"))
-def gsm8k(row: dict) -> tuple[str, str]:
-    """question -> worked solution without calculator annotations, final line `The answer is \\boxed{N}.`"""
-    reasoning, _, final = row["answer"].rpartition("####")
-    final = final.strip().replace(",", "")
-    return row["question"], f"{_CALCULATOR.sub('', reasoning).strip()}\nThe answer is \\boxed{{{final}}}."
-
-
-@register_adapter("math", fields=("problem", "solution"), local="math/{split}.jsonl",
-                  hub=("EleutherAI/hendrycks_math", None))
-def math_solutions(row: dict) -> tuple[str, str]:
-    """problem -> solution (MATH solutions already end in `\\boxed{}`)."""
-    return row["problem"], row["solution"]
-
-
-MC_LETTERS = "ABCD"
-MC_INSTRUCTION = ("Answer the multiple choice question above. The last line of your response should be of the form "
-                  "'Answer: X' where X is one of A, B, C, D.")
-
-
-@register_adapter("medmcqa", fields=("question", "opa", "opb", "opc", "opd", "cop"),
-                  hub=("openlifescienceai/medmcqa", None))
-def medmcqa(row: dict) -> tuple[str, str]:
-    """MedMCQA (0-based `cop`, the hub's convention) -> the prompt `prift eval` asks for `medmcqa` (question, `X. option`
-    lines, the 'Answer: X' instruction) and the completion `{exp}\nAnswer: X` (`Answer: X` alone when `exp` is empty
-    or "nan"). No local file: the shared data holds only the validation split, which is the evaluation set."""
-    options = [row[key] for key in ("opa", "opb", "opc", "opd")]
-    cop = int(row["cop"])
-    if not 0 <= cop < len(MC_LETTERS):
-        raise DatasetError(f"medmcqa: cop {row['cop']!r} is not an option index 0-3")
-    question = "\n".join([str(row["question"]).strip()] +
-                         [f"{MC_LETTERS[i]}. {str(option).strip()}" for i, option in enumerate(options)])
-    explanation = str(row.get("exp") or "").strip()
-    answer = f"Answer: {MC_LETTERS[cop]}"
-    completion = answer if explanation.lower() in ("", "nan", "none") else f"{explanation}\n{answer}"
-    return f"{question}\n\n{MC_INSTRUCTION}", completion
-
-
-@register_adapter("prompt_completion", fields=("prompt", "completion"))
-def prompt_completion(row: dict) -> tuple[str, str]:
-    """TRL prompt/completion rows with string fields."""
-    return row["prompt"], row["completion"]
+ADAPTERS: dict[str, Adapter] = {
+    "prompt_completion": Adapter("prompt_completion", lambda row: (row["prompt"], row["completion"]),
+                                 ("prompt", "completion")),  # TRL prompt/completion rows with string fields
+    **{name: _spec_adapter(DATASETS.get(name)) for name in DATASETS.names() if DATASETS.get(name).target},
+}
 
 
 MESSAGES_LOSS = ("completion", "all")
@@ -135,12 +86,11 @@ def to_trl_row(row: dict, adapter: Adapter | None, index: int, source: str, chat
 
 
 def _read(spec: str, split: str, data_dir: str | None) -> tuple[list[dict], dict, Adapter | None]:
-    """Rows, provenance and the implied adapter for a spec: an adapter name, a local file or a hub dataset id."""
+    """Rows, provenance and the implied adapter for a spec: a built-in dataset, a local file or a hub dataset id."""
     adapter = ADAPTERS.get(spec)
-    if adapter is not None:
-        rows, provenance = read_rows(spec, split=split, data_dir=data_dir, local=adapter.local, hub=adapter.hub)
-        return rows, provenance, adapter
-    hub = None if Path(spec).expanduser().exists() else (spec, None)
+    if adapter is not None and adapter.dataset is not None:
+        return (*read_rows(spec, split=split, data_dir=data_dir, dataset=adapter.dataset), adapter)
+    hub = None if Path(spec).expanduser().exists() else HubSource(spec, None, split)
     return (*read_rows(spec, split=split, data_dir=data_dir, hub=hub), None)
 
 
