@@ -4,6 +4,7 @@ a missing one, the wheel does not), and a stage folder imported by its bare name
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -39,3 +40,39 @@ def test_a_bare_stage_import_refuses_and_names_the_right_one(stage):
     done = subprocess.run([sys.executable, "-c", f"import {stage}"], cwd=ROOT, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode != 0 and f"import prift.{stage}, not {stage}" in done.stderr
+
+
+@pytest.mark.slow
+def test_a_strict_editable_install_lets_pyright_resolve_prift_imports(tmp_path):
+    """IDE users install with ``editable_mode=strict`` (README): a link tree pyright follows, where the default
+    editable install is an import hook static tools never run. A copy of the checkout is installed into a fresh
+    venv that borrows this one's dependencies, so the link tree is built under tmp_path."""
+    pytest.importorskip("pyright", reason="pyright is in the dev extra")
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    source = tmp_path / "checkout"
+    for name in tracked.splitlines():
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            (source / name).write_bytes((ROOT / name).read_bytes())
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    ours = subprocess.run([sys.executable, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    Path(site, "borrowed-deps.pth").write_text(ours + "\n")  # setuptools, torch, trl, ... from this venv
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps",
+                    "--no-build-isolation", "-e", str(source), "--config-settings", "editable_mode=strict"],
+                   check=True, timeout=300, capture_output=True)
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    (probe / "check.py").write_text(
+        "from prift.core.datasets import DATASETS\nfrom prift.sft.priorities import get_rule\n"
+        "from prift.eval.benchmarks import BENCHMARKS\nfrom prift.commands import sft\nfrom prift import main\n"
+        "reveal_type(get_rule)\n")
+    (probe / "pyrightconfig.json").write_text(json.dumps({"venvPath": str(tmp_path), "venv": "venv"}))
+    done = subprocess.run([sys.executable, "-m", "pyright", "check.py"], cwd=probe, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0 and "0 errors" in done.stdout, done.stdout + done.stderr
+    assert 'Type of "get_rule" is "(name: str) -> Rule"' in done.stdout
