@@ -63,6 +63,18 @@ def to_jsonable(value: Any) -> Any:
     return str(value)
 
 
+def presentation_fields(config: Any) -> set[str]:
+    """Fields of a config dataclass that change only what is shown (its class's ``presentation``: the console)."""
+    return set(getattr(type(config), "presentation", ()))
+
+
+def settings_of(config: Any) -> dict:
+    """A config dataclass as JSON without its presentation-only fields: what fingerprints and "is this the same
+    run" checks compare."""
+    shown = presentation_fields(config)
+    return {name: value for name, value in to_jsonable(config).items() if name not in shown}
+
+
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

@@ -27,6 +27,7 @@ stages that need its output are blocked; independent stages still run.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gc
 import hashlib
@@ -40,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prift.core.provenance import sha256_file, to_jsonable, write_json_atomic
+from prift.core.provenance import settings_of, sha256_file, to_jsonable, write_json_atomic
 from prift.recipes.launch import run_launched
 from prift.recipes.recipe import Recipe
 
@@ -187,7 +188,7 @@ def _input_files(config: dict, run_dir: str) -> dict[str, str]:
 
 
 def fingerprint(stage: Stage, deps: list[Stage], run_dir: Path) -> str:
-    config = to_jsonable(stage.config)
+    config = settings_of(stage.config) if dataclasses.is_dataclass(stage.config) else to_jsonable(stage.config)
     launch = [_digest(a, _stamp(Path(a))) if Path(a).is_file() else a for a in stage.launch or ()]  # file: content
     payload = {"kind": stage.kind, "launch": launch, "config": _scrub(config, str(run_dir)),
                "files": _input_files(config, str(run_dir)), "deps": [d.fingerprint for d in deps]}

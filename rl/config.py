@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from trl import GRPOConfig
 
+from prift.core.console import ConsoleArguments
 from prift.models.embedded import EMBEDDED_NAME
 from prift.models.hardware import HardwareDefaults, parse_mapping
 from prift.models.loading import ATTENTION_HELP
@@ -28,7 +29,7 @@ OVERLONG = "soft_overlong"
 
 
 @dataclass
-class PriftRLConfig(HardwareDefaults, GRPOConfig):
+class PriftRLConfig(HardwareDefaults, ConsoleArguments, GRPOConfig):
     r"""Configuration of the GRPO/DAPO stage (`prift rl`).
 
     Per prompt, G completions are sampled and scored by the weighted sum of the reward functions,

@@ -12,8 +12,9 @@ import logging
 from pathlib import Path
 
 from prift.core.checkpoints import last_complete_checkpoint
+from prift.core.console import quiet_libraries, use_console
 from prift.core.diskspace import check_checkpoint_space, disk_full_errors
-from prift.core.provenance import RunRecord, ensure_writable, to_jsonable
+from prift.core.provenance import RunRecord, ensure_writable, presentation_fields, settings_of
 from prift.models.loading import load_causal_lm, load_tokenizer, resolve_model_path
 from prift.rewards.registry import get_reward
 from prift.rl.budget import BUDGET_FILE, Budget
@@ -89,7 +90,8 @@ def finished_run(config: PriftRLConfig) -> str | None:
         done = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if done.get("config") != json.loads(json.dumps(to_jsonable(config))):
+    recorded = {k: v for k, v in (done.get("config") or {}).items() if k not in presentation_fields(config)}
+    if recorded != json.loads(json.dumps(settings_of(config))):
         return None
     budget = done.get("budget") or {}
     spent = (budget.get("spent") or {}).get(budget.get("unit"))
@@ -104,6 +106,7 @@ def run_rl(config: PriftRLConfig) -> Path:
         print(f"[prift] rl: {config.output_dir} already holds this run, finished ({finished}); nothing to do "
               "(resume=false or another output_dir trains again)", flush=True)
         return Path(config.output_dir)
+    quiet_libraries(config.verbose)
     record = RunRecord("rl", config, seed=config.seed)
     checkpoint = resolve_model_path(config.model_name_or_path)
     tokenizer_source = resolve_model_path(config.tokenizer_name_or_path or config.model_name_or_path, "tokenizer")
@@ -137,6 +140,7 @@ def run_rl(config: PriftRLConfig) -> Path:
     budget = Budget(config.budget_unit, config.budget, config.num_generations)
     trainer = PriftGRPOTrainer(model=policy, reward_funcs=list(rewards.values()), args=config, train_dataset=dataset,
                                processing_class=tokenizer, budget=budget)
+    use_console(trainer, "rl", config.verbose)
     validation = ValidationCallback(config, tokenizer) if config.validation_benchmarks else None
     if validation is not None:
         if zero_stage(trainer.accelerator) == 3:

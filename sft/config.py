@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from trl import SFTConfig
 
+from prift.core.console import ConsoleArguments
 from prift.models.embedded import EMBEDDED_NAME
 from prift.models.hardware import HardwareDefaults, parse_mapping
 from prift.models.loading import ATTENTION_HELP
@@ -22,7 +23,7 @@ from prift.sft.sources import REFERENCE_MODES
 
 
 @dataclass
-class PriftSFTConfig(HardwareDefaults, SFTConfig):
+class PriftSFTConfig(HardwareDefaults, ConsoleArguments, SFTConfig):
     r"""Configuration of the token-priority SFT stage (`prift sft`).
 
     A *method* is a priority rule fed by a signal source (see `prift.sft.methods`):

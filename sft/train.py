@@ -14,6 +14,7 @@ from pathlib import Path
 from accelerate import PartialState
 
 from prift.core.checkpoints import last_complete_checkpoint
+from prift.core.console import quiet_libraries, use_console
 from prift.core.diskspace import check_checkpoint_space, disk_full_errors
 from prift.core.paths import cache_root
 from prift.core.provenance import RunRecord, ensure_writable
@@ -157,6 +158,7 @@ def prepare(config: PriftSFTConfig, training: bool = True) -> Prepared:
     """Load the start checkpoint and data, check the chat template (and, when `training`, the free space for a
     checkpoint), let TRL tokenize the rows and report truncation."""
     method = config.resolved_method()
+    quiet_libraries(config.verbose)
     record = RunRecord("sft", config, seed=config.seed)
     record.extra["method"] = {"name": config.methods[0], "rule": method.rule, "source": method.source,
                               "params": method.params}
@@ -173,6 +175,7 @@ def prepare(config: PriftSFTConfig, training: bool = True) -> Prepared:
     trainer = PriorityTrainer(model=policy, args=config, train_dataset=dataset, processing_class=tokenizer,
                               method=method, source=OnlineSource(), divisor=config.divisor,
                               vocab_chunk=config.vocab_chunk)
+    use_console(trainer, f"sft {config.methods[0]}", config.verbose)
     tokenized = trainer.train_dataset
     if "train" in trainer.truncation:
         report = trainer.truncation["train"]

@@ -27,7 +27,14 @@ def main(argv: list[str], prog: str = "prift run") -> int:
     parser.add_argument("--base_model", "--base-model", default=None,
                         help="run the recipe's comparison on this model instead of its base_model (hub id, local "
                              "checkpoint or the embedded alias)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show the Trainer's raw metric dicts, every library progress bar and known-harmless "
+                             "warnings in the training stages (sets $PRIFT_VERBOSE for them; stages do not rerun)")
     args = parser.parse_args(argv)
+    if args.verbose:
+        from prift.core.console import VERBOSE_ENV
+
+        os.environ[VERBOSE_ENV] = "1"  # the stages' configs (and launched stage processes) read it
 
     from prift.recipes.pipeline import Summary, build_stages, describe_plan, execute, plan
     from prift.recipes.recipe import describe_recipe, load_recipe
