@@ -9,7 +9,9 @@ Extraction order (first that finds something wins, each takes the *last* occurre
 
 The numeric fast path reads GSM8K-style answers exactly, as a :class:`fractions.Fraction`: thousands commas,
 ``$``/``\\$``, ``%``/``\\%``, surrounding ``$...$`` and a trailing ``.`` are ignored, so ``"1,000.0"`` and
-``"1000"`` are the same number. Anything else (fractions, LaTeX, units, sets) is left to math-verify.
+``"1000"`` are the same number. A comma is a thousands separator only after a first group without a leading zero
+(``"0,111"`` is math-verify's decimal comma, not 111). Anything else (fractions, LaTeX, units, sets, decimal
+commas) is left to math-verify.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ _BOXED = re.compile(r"\\(?:boxed|fbox)\s*")
 _HASHES = re.compile(r"####\s*([^\n]+)")
 _ANSWER_IS = re.compile(r"answer\s*(?:is|:)\s*:?\s*(.+?)\s*(?:\.(?:\s|$)|\n|$)", re.IGNORECASE)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|[+-]?\.\d+")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:[1-9]\d{0,2}(?:,\d{3})+|\d+)(?:\.\d*)?|[+-]?\.\d+")
 _NOISE = re.compile(r"\\[$%!,;]|[$%]|\{,\}|\\text\{\s*\}|\s")
 
 

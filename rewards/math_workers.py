@@ -164,17 +164,21 @@ def _on_alarm(signum: int, frame: object) -> None:
 
 
 def compare(gold: str, pred: str) -> bool:
-    """math-verify's verdict, gold first; answers are wrapped in ``\\boxed{}`` so bare LaTeX is found.
+    """math-verify's verdict, gold first: equal when the sides match either as bare answers (each wrapped in
+    ``\\boxed{}``, so LaTeX without ``$`` is found) or as math-verify parses the raw texts itself. The second
+    reading makes prift never stricter than plain ``verify(parse(gold), parse(pred))`` (display math, a decimal
+    comma, an answer inside a sentence); it is tried only when it parses differently from the first.
 
     math-verify's own signal timeouts are off (``None``): the worker's deadline bounds the whole comparison.
     """
     from math_verify import parse, verify
 
-    def parsed(text: str) -> list:
-        return parse(f"\\boxed{{{text}}}", parsing_timeout=None) or parse(text, parsing_timeout=None)
+    def same(gold_parsed: list, pred_parsed: list) -> bool:
+        return bool(gold_parsed and pred_parsed and verify(gold_parsed, pred_parsed, timeout_seconds=None))
 
-    gold_parsed, pred_parsed = parsed(gold), parsed(pred)
-    return bool(gold_parsed and pred_parsed and verify(gold_parsed, pred_parsed, timeout_seconds=None))
+    boxed = [parse(f"\\boxed{{{text}}}", parsing_timeout=None) for text in (gold, pred)]
+    raw = [parse(text, parsing_timeout=None) for text in (gold, pred)]
+    return same(*boxed) or (raw != boxed and same(*raw))
 
 
 def _answer(request: dict) -> dict:

@@ -34,6 +34,9 @@ EQUAL = [
     ("5\\text{ cm}", "5"),
     ("x^2+2x+1", "(x+1)^2"),
     ("\\pi", "\\pi"),
+    ("0.111", "0,111"),  # a decimal comma after a leading 0 (math-verify's reading), not 111
+    ("1000.99", "1000,99"),
+    ("9", "Answer $$ 9 $$"),  # display math inside a sentence: plain math-verify finds it
 ]
 
 NOT_EQUAL = [
@@ -49,6 +52,7 @@ NOT_EQUAL = [
     ("x^2", "x^3"),
     ("3", ""),
     ("-3", "3"),
+    ("111", "0,111"),
 ]
 
 
@@ -109,6 +113,7 @@ def test_parse_number_reads_gsm8k_forms_exactly():
     assert parse_number("\\$5").value == 5
     assert parse_number("12%").percent
     assert parse_number("1,2") is None  # a tuple, not a number
+    assert parse_number("0,111") is None  # math-verify reads a decimal comma here
     assert parse_number("\\frac{1}{2}") is None
 
 
