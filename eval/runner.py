@@ -32,7 +32,7 @@ from prift.core.provenance import RunRecord, ensure_writable, write_json_atomic
 from prift.eval.backends import Backend, Sampling, make_backend
 from prift.eval.benchmarks import Benchmark, Problem, get_benchmark
 from prift.eval.config import EvalConfig
-from prift.eval.grading import GradingSettings, grade
+from prift.eval.grading import GradingSettings, grade, majority_votes
 from prift.eval.metrics import ProblemSamples, summarize, summarize_subsets
 from prift.eval.samples import SampleStore, discard_samples
 from prift.eval.templates import render, resolve_template, stop_strings, use_chat_template
@@ -175,11 +175,15 @@ class BenchmarkRun:
         n = self.sampling.n
         rows = {p.id: [self.store.get(p.id, s) for s in range(n)] for p in self.loaded.problems}
 
-        def graded(status) -> list[ProblemSamples]:
-            return [ProblemSamples(p.id, [status(p, r) for r in rows[p.id]], [r.get("answer") for r in rows[p.id]],
-                                   self.bench.subset(p)) for p in self.loaded.problems]
-
         majority = self.bench.task != "code"
+        votes = majority_votes(self.bench, [[r.get("answer") for r in rows[p.id]] for p in self.loaded.problems],
+                               grading_settings(self.config)) if majority and n > 1 else None
+
+        def graded(status) -> list[ProblemSamples]:
+            return [ProblemSamples(p.id, [status(p, r) for r in rows[p.id]],
+                                   votes[i] if votes else [r.get("answer") for r in rows[p.id]], self.bench.subset(p))
+                    for i, p in enumerate(self.loaded.problems)]
+
         overall = graded(lambda p, r: r["status"])
         # e.g. evalplus's base-tests score beside its base + plus one
         views = {view: summarize(graded(functools.partial(self.bench.view_status, view)), n, majority=majority)
