@@ -164,10 +164,10 @@ def _on_alarm(signum: int, frame: object) -> None:
 
 
 def compare(gold: str, pred: str) -> bool:
-    """math-verify's verdict, gold first: equal when the sides match either as bare answers (each wrapped in
-    ``\\boxed{}``, so LaTeX without ``$`` is found) or as math-verify parses the raw texts itself. The second
-    reading makes prift never stricter than plain ``verify(parse(gold), parse(pred))`` (display math, a decimal
-    comma, an answer inside a sentence); it is tried only when it parses differently from the first.
+    """math-verify's verdict, gold first. The gold is an answer, read wrapped in ``\\boxed{}`` (so LaTeX without
+    ``$`` is found whole); the prediction is read that way and, when math-verify parses its raw text differently,
+    as raw text too (display math, an answer inside a sentence, an expression): equal if either reading matches.
+    The gold is never read raw: math-verify would take the last number of ``5x - 7y + 11z + 4 = 0`` as the answer.
 
     math-verify's own signal timeouts are off (``None``): the worker's deadline bounds the whole comparison.
     """
@@ -176,9 +176,9 @@ def compare(gold: str, pred: str) -> bool:
     def same(gold_parsed: list, pred_parsed: list) -> bool:
         return bool(gold_parsed and pred_parsed and verify(gold_parsed, pred_parsed, timeout_seconds=None))
 
-    boxed = [parse(f"\\boxed{{{text}}}", parsing_timeout=None) for text in (gold, pred)]
-    raw = [parse(text, parsing_timeout=None) for text in (gold, pred)]
-    return same(*boxed) or (raw != boxed and same(*raw))
+    gold_parsed = parse(f"\\boxed{{{gold}}}", parsing_timeout=None) or parse(gold, parsing_timeout=None)
+    boxed, raw = (parse(f"\\boxed{{{pred}}}", parsing_timeout=None), parse(pred, parsing_timeout=None))
+    return same(gold_parsed, boxed) or (raw != boxed and same(gold_parsed, raw))
 
 
 def _answer(request: dict) -> dict:

@@ -5,7 +5,8 @@ commit named in the fixture's first line (``tests/fixtures/math_verify_cases.jso
 ``tests/fixtures/collect_parametrize.py``; see ``tests/fixtures/README.md``). Two rules, both against the
 reference run live here:
 
-1. wherever ``verify(parse(gold), parse(pred))`` (math-verify's defaults) is True, ``math_equal`` is True;
+1. wherever ``verify(parse(gold), parse(pred))`` (math-verify's defaults) is True, ``math_equal`` is True, except
+   on the pairs in ``DELIBERATE`` (a True of math-verify that is mathematically wrong), which must stay exactly those;
 2. wherever math-verify's test expects False, ``math_equal`` is False, except on the cases where plain math-verify
    itself says True (its test ran a narrower extraction config there); rule 1 governs those.
 """
@@ -22,6 +23,10 @@ from prift.rewards.math import check_many
 from prift.rewards.math_workers import VerifierPool
 
 FIXTURE = Path(__file__).parent / "fixtures" / "math_verify_cases.jsonl"
+# math-verify fails on \mathrm{e}, keeps "1" of each side and calls 1 - 1/e equal to 1 + 1/e; prift reads the gold
+# whole (boxed), never by its last number, because that same raw reading grades "0" correct against the MATH-500
+# gold "5x - 7y + 11z + 4 = 0" (tests/test_eval_benchmarks_cpu.py, always-zero model).
+DELIBERATE = {("$1 - \\frac{1}{\\mathrm{e}}$", "$1 + \\frac{1}{\\mathrm{e}}$")}
 
 
 def _cases() -> tuple[dict, list[dict]]:
@@ -56,8 +61,8 @@ def _show(row: dict) -> str:
 
 
 def test_true_wherever_plain_math_verify_is_true(verdicts):
-    losses = [_show(row) for row, _, reference, ours in verdicts if reference and not ours]
-    assert losses == []
+    losses = {(row["case"]["gold"], row["case"]["pred"]) for row, _, reference, ours in verdicts if reference and not ours}
+    assert losses == DELIBERATE
 
 
 def test_false_wherever_math_verify_tests_expect_false(verdicts):
