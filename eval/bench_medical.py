@@ -120,6 +120,7 @@ class PubMedQA(ChoiceBenchmark):
     files = ("pubmedqa/pubmedqa_pqal_test.json",)
     hub = ("bigbio/pubmed_qa", "pubmed_qa_labeled_fold0_source", "test")
     letters = "ABC"
+    answer_words = PUBMEDQA_OPTIONS  # a bare " yes" / "No." grades as its letter
 
     def read_local(self, root: Path) -> list[dict]:
         return read_json_array(root / self.files[0], unwrap="data")

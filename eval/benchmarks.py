@@ -71,6 +71,7 @@ class Benchmark:
     default_template: str = "chat"
     base_stop: tuple[str, ...] = ()  # stop strings of the few-shot / completion base prompt
     letters: str = "ABCD"
+    answer_words: tuple[str, ...] = ()  # choice: the options' answer words in letter order (PubMedQA yes/no/maybe)
     views: tuple[str, ...] = ()  # extra verdicts of a graded sample, scored apart in results.json (evalplus: "base")
 
     def __init__(self, data_dir: str | Path | None = None, **settings: Any) -> None:

@@ -44,7 +44,7 @@ def _math(problems: Sequence[Problem], completions: Sequence[str], settings: Gra
 def _choice(benchmark: Benchmark, problems: Sequence[Problem], completions: Sequence[str]) -> list[Grade]:
     grades = []
     for problem, completion in zip(problems, completions, strict=True):
-        answer = extract_choice(completion, benchmark.letters)
+        answer = extract_choice(completion, benchmark.letters, benchmark.answer_words)
         grades.append(Grade("correct" if answer == problem.gold else "wrong", answer))
     return grades
 
