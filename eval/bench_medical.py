@@ -22,6 +22,11 @@ MC_INSTRUCTION = ("Answer the multiple choice question above. The last line of y
 
 
 class ChoiceBenchmark(Benchmark):
+    """Multiple-choice benchmarks (MedQA, MedMCQA, MMLU-medical, PubMedQA: lm-evaluation-harness tasks in the papers
+    that report them). Generation defaults: lm-evaluation-harness's ``generate_until`` (``HFLM(max_gen_toks=256)`` in
+    ``lm_eval/models/huggingface.py``, used when a task sets no ``max_gen_toks``; greedy)."""
+
+    generation = {"max_tokens": 256, "temperature": 0.0}
     task = "choice"
     default_template = "chat"
     base_stop = ("\n\n",)

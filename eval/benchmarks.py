@@ -71,6 +71,9 @@ class Benchmark:
     default_template: str = "chat"
     base_stop: tuple[str, ...] = ()  # stop strings of the few-shot / completion base prompt
     letters: str = "ABCD"
+    # Generation defaults of the harness the benchmark's papers cite (the defining class's docstring names it):
+    # max_tokens, and temperature / top_p where that harness sets them. `--max_tokens` etc. override them.
+    generation: dict[str, float] = {}
     answer_words: tuple[str, ...] = ()  # choice: the options' answer words in letter order (PubMedQA yes/no/maybe)
     views: tuple[str, ...] = ()  # extra verdicts of a graded sample, scored apart in results.json (evalplus: "base")
 

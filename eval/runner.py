@@ -85,7 +85,7 @@ class BenchmarkRun:
             raise ValueError(f"chat_template=on but the tokenizer of {config.model!r} has no chat template; use "
                              "--chat_template off (plain prompts) or auto")
         self.tokenizer = tokenizer
-        self.sampling: Sampling = config.sampling(stop_strings(self.template, self.bench))
+        self.sampling: Sampling = config.sampling(stop_strings(self.template, self.bench), self.bench.generation)
         self.store = SampleStore(samples_path(out, name), self.settings(), shard=rank if world > 1 else None)
         self.timing = {"generation_s": 0.0, "grading_s": 0.0}
 
@@ -201,6 +201,7 @@ class BenchmarkRun:
             "benchmark": self.name, "task": self.bench.task, "split": self.bench.split,
             "rows_documented": self.bench.rows, "rows_loaded": self.loaded.total_rows, "limit": self.config.limit,
             "template": self.template.name, "chat_template": self.chat, "sampling": asdict(self.sampling),
+            "generation_defaults": self.bench.generation,
             "benchmark_settings": self.bench.settings, "data": self.loaded.sources,
             "bad_rows": [{"id": p.id, "error": p.error} for p in self.loaded.problems if p.error],
             **summarize(overall, n, majority=majority), **summarize_subsets(overall, n, majority=majority),
