@@ -10,7 +10,7 @@ package versions the results json records. Temperature 0 is greedy decoding.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from prift.core.registry import Registry
@@ -23,7 +23,7 @@ class Sampling:
     n: int = 1
     temperature: float = 0.0
     top_p: float = 1.0
-    max_tokens: int = 512
+    max_tokens: int = field(kw_only=True)  # no global default: each benchmark has its own (EvalConfig.sampling)
     stop: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

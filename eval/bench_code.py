@@ -32,6 +32,11 @@ def fenced(code: str) -> str:
 
 
 class CodeBenchmark(Benchmark):
+    """Code benchmarks. Generation defaults: evalplus, whose instruction prompt this family uses
+    (``evalplus/provider/base.py`` at evalplus/evalplus 8cad67231f9d6af122987d8e3ae49444cd5ca5f6: ``max_new_tokens
+    = 768``; its ``--greedy`` protocol samples at temperature 0)."""
+
+    generation = {"max_tokens": 768, "temperature": 0.0}
     task = "code"
     default_template = "chat"
 

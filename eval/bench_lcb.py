@@ -324,6 +324,11 @@ def _day(value: str | None, name: str) -> datetime | None:
 
 @BENCHMARKS.register("livecodebench")
 class LiveCodeBench(CodeBenchmark):
+    """LiveCodeBench. Generation defaults: lcb_runner (``lcb_runner/runner/parser.py`` at LiveCodeBench/LiveCodeBench
+    08b707430b3dcca59554b299657ba00f4e054de2: ``--max_tokens 1200``, ``--temperature 0.2``, ``--top_p 0.95``; its
+    ``--n 10`` is left to ``--n``)."""
+
+    generation = {"max_tokens": 1200, "temperature": 0.2, "top_p": 0.95}
     name, split, rows = "livecodebench", "test", 8  # rows: the shared sample's; a release sets its own
     files = (SAMPLE,)
     hub = None  # the hub loading script does not run under current `datasets`: local files only

@@ -25,6 +25,11 @@ MATH_TRAIN = spec_split(DATASETS.get("math"), "train")
 
 
 class MathBenchmark(Benchmark):
+    """Math benchmarks. Generation defaults: the Qwen2.5-Math evaluation harness (``evaluation/math_eval.py`` at
+    QwenLM/Qwen2.5-Math ab5097e42776099b57d59fe8541ce67e98d2b54a: ``--max_tokens_per_call 2048``, ``--temperature
+    0``, ``--top_p 1``), whose ``qwen-boxed`` prompt is this family's default."""
+
+    generation = {"max_tokens": 2048, "temperature": 0.0, "top_p": 1.0}
     task = "math"
     default_template = "qwen-boxed"
     shots_source: tuple[str, tuple] = MATH_TRAIN

@@ -20,6 +20,11 @@ from prift.eval.benchmarks import BENCHMARKS, Benchmark, Problem, read_csv, read
 
 
 class ChoiceBenchmark(Benchmark):
+    """Multiple-choice benchmarks (MedQA, MedMCQA, MMLU-medical, PubMedQA: lm-evaluation-harness tasks in the papers
+    that report them). Generation defaults: lm-evaluation-harness's ``generate_until`` (``HFLM(max_gen_toks=256)`` in
+    ``lm_eval/models/huggingface.py``, used when a task sets no ``max_gen_toks``; greedy)."""
+
+    generation = {"max_tokens": 256, "temperature": 0.0}
     task = "choice"
     default_template = "chat"
     base_stop = ("\n\n",)
@@ -119,6 +124,7 @@ class PubMedQA(ChoiceBenchmark):
     files = ("pubmedqa/pubmedqa_pqal_test.json",)
     hub = ("bigbio/pubmed_qa", "pubmed_qa_labeled_fold0_source", "test")
     letters = "ABC"
+    answer_words = PUBMEDQA_OPTIONS  # a bare " yes" / "No." grades as its letter
 
     def read_local(self, root: Path) -> list[dict]:
         return read_json_array(root / self.files[0], unwrap="data")

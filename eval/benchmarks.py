@@ -73,6 +73,10 @@ class Benchmark:
     base_stop: tuple[str, ...] = ()  # stop strings of the few-shot / completion base prompt
     letters: str = "ABCD"
     dataset: DatasetSpec | None = None  # the training-data spec this benchmark is a view of (same prompt and gold)
+    # Generation defaults of the harness the benchmark's papers cite (the defining class's docstring names it):
+    # max_tokens, and temperature / top_p where that harness sets them. `--max_tokens` etc. override them.
+    generation: dict[str, float] = {}
+    answer_words: tuple[str, ...] = ()  # choice: the options' answer words in letter order (PubMedQA yes/no/maybe)
     views: tuple[str, ...] = ()  # extra verdicts of a graded sample, scored apart in results.json (evalplus: "base")
 
     def __init__(self, data_dir: str | Path | None = None, **settings: Any) -> None:

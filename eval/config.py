@@ -1,7 +1,8 @@
 """`EvalConfig`: the evaluation stage's settings; the same dataclass is `prift eval` flags and YAML keys.
 
 The PriFT paper's protocol: `--template qwen-boxed --n 16 --temperature 1.0 --top_p 1.0` (Avg@16 and Pass@16).
-The defaults (greedy, one sample) are the usual pass@1 protocol of the code and multiple-choice benchmarks.
+Unset `temperature`, `top_p` and `max_tokens` take each benchmark's own generation defaults (its harness's; see
+`Benchmark.generation`), recorded in results.json as `generation_defaults` beside the `sampling` actually used.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from dataclasses import dataclass, field
 
 from prift.models.embedded import EMBEDDED_NAME
 from prift.models.loading import ATTENTION_HELP
+
+SAMPLING_FALLBACK = {"temperature": 0.0, "top_p": 1.0}  # where neither the user nor the benchmark sets them
 
 
 @dataclass
@@ -46,9 +49,14 @@ class EvalConfig:
         metadata={"help": "Render prompts with the tokenizer's chat template: on, off, or auto (on when the "
                           "tokenizer has one, except for the fewshot template)."})
     n: int = field(default=1, metadata={"help": "Samples per problem (k of avg@k, pass@k, maj@k)."})
-    temperature: float = field(default=0.0, metadata={"help": "Sampling temperature; 0 = greedy."})
-    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling top_p."})
-    max_tokens: int = field(default=512, metadata={"help": "Maximum new tokens per sample."})
+    temperature: float | None = field(
+        default=None, metadata={"help": "Sampling temperature; 0 = greedy. Default: each benchmark's harness's (greedy "
+                                        "unless it samples, e.g. LiveCodeBench 0.2)."})
+    top_p: float | None = field(default=None, metadata={"help": "Nucleus sampling top_p. Default: each benchmark's "
+                                                                "harness's, else 1."})
+    max_tokens: int | None = field(
+        default=None, metadata={"help": "Maximum new tokens per sample. Default: each benchmark's own, from the harness "
+                                        "its papers cite (math 2048, code 768, LiveCodeBench 1200, multiple choice 256)."})
     stop: list[str] = field(
         default_factory=list,
         metadata={"help": "Extra stop strings (the fewshot template adds its benchmark's own)."})
@@ -125,9 +133,8 @@ class EvalConfig:
         from prift.eval.benchmarks import get_benchmark
         from prift.eval.templates import TEMPLATES
 
-        for name in ("livecodebench", "humaneval_plus", "mbpp_plus"):  # checks their lcb_ / evalplus flags
-            if name in self.benchmark_items():  # (also validates every item)
-                get_benchmark(name, self.data_dir, **self.benchmark_settings(name))
+        for name, item in self.benchmark_items().items():  # validates every item, its settings and its sampling
+            self.sampling(defaults=get_benchmark(item, self.data_dir, **self.benchmark_settings(name)).generation)
         for name in self.template_map().values():
             if name != "default" and name not in TEMPLATES:
                 raise ValueError(f"template: unknown template {name!r}; valid: {', '.join(TEMPLATES.names())}")
@@ -137,7 +144,6 @@ class EvalConfig:
             raise ValueError(f"backend: unknown backend {self.backend!r}; valid: {', '.join(BACKENDS.names())}")
         if self.perplexity_stride < 1 or self.perplexity_stride > self.perplexity_window:
             raise ValueError("perplexity_stride must be in [1, perplexity_window]")
-        self.sampling()  # validates n, temperature, top_p, max_tokens
 
     @property
     def benchmark_list(self) -> list[str]:
@@ -186,11 +192,17 @@ class EvalConfig:
             return {"find_zero_fix": self.humaneval_plus_find_zero_fix, **limits}
         return {}
 
-    def sampling(self, extra_stop: tuple[str, ...] = ()):
+    def sampling(self, extra_stop: tuple[str, ...] = (), defaults: dict | None = None):
+        """The sampling of one benchmark: each of temperature, top_p, max_tokens is this config's value when set,
+        else the benchmark's ``defaults`` (``Benchmark.generation``), else greedy / top_p 1; ``ValueError`` when
+        neither sets max_tokens."""
         from prift.eval.backends import Sampling
 
-        return Sampling(n=self.n, temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens,
-                        stop=tuple(dict.fromkeys([*self.stop, *extra_stop])))
+        chosen = {**SAMPLING_FALLBACK, **(defaults or {})}
+        chosen.update({k: getattr(self, k) for k in ("temperature", "top_p", "max_tokens") if getattr(self, k) is not None})
+        if chosen.get("max_tokens") is None:
+            raise ValueError("max_tokens: this benchmark sets no default (Benchmark.generation); pass --max_tokens")
+        return Sampling(n=self.n, **chosen, stop=tuple(dict.fromkeys([*self.stop, *extra_stop])))
 
     def backend_settings(self) -> dict:
         if self.backend == "vllm":

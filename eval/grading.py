@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from prift.eval.benchmarks import Benchmark, Problem
 from prift.rewards.choice import extract_choice
-from prift.rewards.math import extract_answer, grade_many
+from prift.rewards.math import extract_answer, grade_many, vote_keys
 from prift.rewards.sandbox import SandboxConfig, run_many
 
 SANDBOX_STATUS = {"passed": "correct", "failed": "wrong", "timeout": "timeout", "memory": "memory", "error": "error"}
@@ -44,7 +44,7 @@ def _math(problems: Sequence[Problem], completions: Sequence[str], settings: Gra
 def _choice(benchmark: Benchmark, problems: Sequence[Problem], completions: Sequence[str]) -> list[Grade]:
     grades = []
     for problem, completion in zip(problems, completions, strict=True):
-        answer = extract_choice(completion, benchmark.letters)
+        answer = extract_choice(completion, benchmark.letters, benchmark.answer_words)
         grades.append(Grade("correct" if answer == problem.gold else "wrong", answer))
     return grades
 
@@ -90,3 +90,14 @@ def grade(benchmark: Benchmark, problems: Sequence[Problem], completions: Sequen
             except Exception as exc:  # noqa: BLE001
                 grades.append(Grade("error", None, f"grading failed: {type(exc).__name__}: {exc}"[:500]))
         return grades
+
+
+def majority_votes(benchmark: Benchmark, answers: Sequence[Sequence[str | None]],
+                   settings: GradingSettings | None = None) -> list[list[str | None]]:
+    """What each sample votes for in maj@k, per problem: for math, the representative of its answer's math-verify
+    equivalence class (:func:`prift.rewards.math.vote_keys`: ``\\frac12``, ``\\dfrac12`` and ``0.5`` are one vote);
+    for other tasks the extracted answer itself (an option letter is already canonical)."""
+    if benchmark.task != "math":
+        return [list(group) for group in answers]
+    settings = settings or GradingSettings()
+    return vote_keys(answers, timeout_s=settings.math_timeout_s)

@@ -5,8 +5,10 @@
   (1.0 when ``n - c < k``); averaged over problems.
 - ``avg@k``: the mean correctness of the k samples of a problem (``c/k``), averaged over problems; with
   temperature sampling it estimates pass@1 with lower variance (the PriFT paper's Avg@16).
-- ``maj@k``: majority vote over the extracted answers of the first k samples (samples without an answer do not
-  vote; ties go to the answer seen first); the problem counts as solved when the winning answer was graded correct.
+- ``maj@k``: majority vote over the k samples' votes (samples without an answer do not vote; ties go to the vote
+  seen first); the problem counts as solved when a sample of the winning vote was graded correct. A vote is the
+  extracted answer, or for math the representative of its math-verify equivalence class
+  (:func:`prift.eval.grading.majority_votes`), so ``\\frac12``, ``\\dfrac12`` and ``0.5`` are one vote.
 - standard error over problems: ``std(scores, ddof=1) / sqrt(N)`` of the per-problem scores (None for N < 2).
 
 Timeouts, sandbox memory kills and grading errors are counted separately from wrong answers (all score 0).
@@ -39,7 +41,7 @@ def avg_at_k(correct: Sequence[bool]) -> float:
 
 
 def maj_at_k(answers: Sequence[str | None], correct: Sequence[bool]) -> float:
-    """1.0 if the most common non-empty answer (first seen wins ties) was graded correct, else 0.0."""
+    """1.0 if the most common non-empty vote in ``answers`` (first seen wins ties) was graded correct, else 0.0."""
     votes = Counter(a.strip() for a in answers if a is not None and a.strip())
     if not votes:
         return 0.0
@@ -67,7 +69,7 @@ def default_ks(n: int) -> list[int]:
 
 @dataclass
 class ProblemSamples:
-    """The graded samples of one problem, in sample order."""
+    """The graded samples of one problem, in sample order; ``answers`` are the samples' maj@k votes."""
 
     problem_id: str
     statuses: list[str]

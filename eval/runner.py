@@ -32,7 +32,7 @@ from prift.core.provenance import RunRecord, ensure_writable, write_json_atomic
 from prift.eval.backends import Backend, Sampling, make_backend
 from prift.eval.benchmarks import Benchmark, Problem, get_benchmark
 from prift.eval.config import EvalConfig
-from prift.eval.grading import GradingSettings, grade
+from prift.eval.grading import GradingSettings, grade, majority_votes
 from prift.eval.metrics import ProblemSamples, summarize, summarize_subsets
 from prift.eval.samples import SampleStore, discard_samples
 from prift.eval.templates import render, resolve_template, stop_strings, use_chat_template
@@ -85,7 +85,7 @@ class BenchmarkRun:
             raise ValueError(f"chat_template=on but the tokenizer of {config.model!r} has no chat template; use "
                              "--chat_template off (plain prompts) or auto")
         self.tokenizer = tokenizer
-        self.sampling: Sampling = config.sampling(stop_strings(self.template, self.bench))
+        self.sampling: Sampling = config.sampling(stop_strings(self.template, self.bench), self.bench.generation)
         self.store = SampleStore(samples_path(out, name), self.settings(), shard=rank if world > 1 else None)
         self.timing = {"generation_s": 0.0, "grading_s": 0.0}
 
@@ -175,11 +175,15 @@ class BenchmarkRun:
         n = self.sampling.n
         rows = {p.id: [self.store.get(p.id, s) for s in range(n)] for p in self.loaded.problems}
 
-        def graded(status) -> list[ProblemSamples]:
-            return [ProblemSamples(p.id, [status(p, r) for r in rows[p.id]], [r.get("answer") for r in rows[p.id]],
-                                   self.bench.subset(p)) for p in self.loaded.problems]
-
         majority = self.bench.task != "code"
+        votes = majority_votes(self.bench, [[r.get("answer") for r in rows[p.id]] for p in self.loaded.problems],
+                               grading_settings(self.config)) if majority and n > 1 else None
+
+        def graded(status) -> list[ProblemSamples]:
+            return [ProblemSamples(p.id, [status(p, r) for r in rows[p.id]],
+                                   votes[i] if votes else [r.get("answer") for r in rows[p.id]], self.bench.subset(p))
+                    for i, p in enumerate(self.loaded.problems)]
+
         overall = graded(lambda p, r: r["status"])
         # e.g. evalplus's base-tests score beside its base + plus one
         views = {view: summarize(graded(functools.partial(self.bench.view_status, view)), n, majority=majority)
@@ -197,6 +201,7 @@ class BenchmarkRun:
             "benchmark": self.name, "task": self.bench.task, "split": self.bench.split,
             "rows_documented": self.bench.rows, "rows_loaded": self.loaded.total_rows, "limit": self.config.limit,
             "template": self.template.name, "chat_template": self.chat, "sampling": asdict(self.sampling),
+            "generation_defaults": self.bench.generation,
             "benchmark_settings": self.bench.settings, "data": self.loaded.sources,
             "bad_rows": [{"id": p.id, "error": p.error} for p in self.loaded.problems if p.error],
             **summarize(overall, n, majority=majority), **summarize_subsets(overall, n, majority=majority),

@@ -9,7 +9,10 @@ Extraction order (first that finds something wins, each takes the *last* occurre
 
 The numeric fast path reads GSM8K-style answers exactly, as a :class:`fractions.Fraction`: thousands commas,
 ``$``/``\\$``, ``%``/``\\%``, surrounding ``$...$`` and a trailing ``.`` are ignored, so ``"1,000.0"`` and
-``"1000"`` are the same number. Anything else (fractions, LaTeX, units, sets) is left to math-verify.
+``"1000"`` are the same number. A comma is a thousands separator only in groups of three after a first group
+without a leading zero; any other ``digits,digits`` (``"1,22"``, ``"0,111"``) is a decimal comma, as math-verify
+reads it, and can only confirm an equality (``"1,22" == "1.22"``): unequal, it may be a pair, so math-verify decides.
+Anything else (fractions, LaTeX, units, sets) is left to math-verify.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from prift.core.boxed import last_boxed
 _HASHES = re.compile(r"####\s*([^\n]+)")
 _ANSWER_IS = re.compile(r"answer\s*(?:is|:)\s*:?\s*(.+?)\s*(?:\.(?:\s|$)|\n|$)", re.IGNORECASE)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|[+-]?\.\d+")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:[1-9]\d{0,2}(?:,\d{3})+|\d+)(?:\.\d*)?|[+-]?\.\d+")
+_DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
 _NOISE = re.compile(r"\\[$%!,;]|[$%]|\{,\}|\\text\{\s*\}|\s")
 
 
@@ -74,14 +78,25 @@ def parse_number(text: str) -> Number | None:
     return Number(Fraction(cleaned.replace(",", "")), percent)
 
 
+def decimal_comma(text: str) -> Fraction | None:
+    """The value of a number written with a decimal comma (``"1,22"`` -> 1.22), else ``None``."""
+    cleaned = _NOISE.sub("", text.strip()).rstrip(".")
+    if not _DECIMAL_COMMA.fullmatch(cleaned) or _PLAIN_NUMBER.fullmatch(cleaned):
+        return None
+    return Fraction(cleaned.replace(",", "."))
+
+
 def numbers_equal(gold: str, pred: str) -> bool | None:
     """Fast-path verdict: ``True``/``False`` when both sides are plain numbers, ``None`` when it cannot decide.
 
-    Unequal values involving a ``%`` are undecided (``10%`` may mean ``0.1``), so math-verify gets them.
+    Unequal values involving a ``%`` are undecided (``10%`` may mean ``0.1``), so math-verify gets them; so are
+    sides with a decimal comma unless their values are equal.
     """
     g, p = parse_number(gold), parse_number(pred)
     if g is None or p is None:
-        return None
+        g_value = g.value if g else decimal_comma(gold)
+        p_value = p.value if p else decimal_comma(pred)
+        return True if g_value is not None and g_value == p_value else None
     if g.value == p.value:
         return True
     return None if g.percent or p.percent else False

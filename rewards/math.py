@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from prift.rewards.answers import extract_answer, numbers_equal
 from prift.rewards.math_workers import Verdict, VerifierPool, default_pool
 
-__all__ = ["Verdict", "check_many", "extract_answer", "grade", "grade_many", "grade_numeric", "math_equal"]
+__all__ = ["Verdict", "check_many", "extract_answer", "grade", "grade_many", "grade_numeric", "math_equal",
+           "vote_keys"]
 
 
 def _as_text(value: object) -> str | None:
@@ -89,3 +90,33 @@ def grade_numeric(completion: str, gold: str) -> bool:
     pred = extract_answer(completion) if isinstance(completion, str) else None
     gold_text = _as_text(gold)
     return bool(pred and gold_text and numbers_equal(gold_text, pred))
+
+
+def vote_keys(
+    groups: Sequence[Sequence[str | None]],
+    *,
+    pool: VerifierPool | None = None,
+    timeout_s: float | None = None,
+) -> list[list[str | None]]:
+    """Each group's answers (one problem's samples) mapped to the representative of their ``math_equal`` class,
+    so that a majority vote counts ``\\frac12``, ``\\dfrac12`` and ``0.5`` as one answer.
+
+    Rule: answers are stripped; identical strings are one class without asking the verifier. Going through a
+    group's distinct answers in order of first appearance, an answer joins the class of the earliest representative
+    it equals (``math_equal(representative, answer)``, the representative as gold), else it becomes a new
+    representative. Missing or blank answers stay ``None`` (they do not vote). All pairs of all groups go to the
+    verifier in one batch.
+    """
+    distinct = [list(dict.fromkeys(a.strip() for a in group if isinstance(a, str) and a.strip())) for group in groups]
+    pairs = [(g, i, j) for g, answers in enumerate(distinct) for j in range(len(answers)) for i in range(j)]
+    verdicts = check_many([distinct[g][i] for g, i, _ in pairs], [distinct[g][j] for g, _, j in pairs],
+                          pool=pool, timeout_s=timeout_s)
+    equal = {pair for pair, verdict in zip(pairs, verdicts, strict=True) if verdict.equal}
+    keys = []
+    for g, (group, answers) in enumerate(zip(groups, distinct, strict=True)):
+        representative: dict[str, str] = {}
+        for j, answer in enumerate(answers):
+            earlier = (answers[i] for i in range(j) if representative[answers[i]] == answers[i] and (g, i, j) in equal)
+            representative[answer] = next(earlier, answer)
+        keys.append([representative[a.strip()] if isinstance(a, str) and a.strip() else None for a in group])
+    return keys

@@ -164,17 +164,21 @@ def _on_alarm(signum: int, frame: object) -> None:
 
 
 def compare(gold: str, pred: str) -> bool:
-    """math-verify's verdict, gold first; answers are wrapped in ``\\boxed{}`` so bare LaTeX is found.
+    """math-verify's verdict, gold first. The gold is an answer, read wrapped in ``\\boxed{}`` (so LaTeX without
+    ``$`` is found whole); the prediction is read that way and, when math-verify parses its raw text differently,
+    as raw text too (display math, an answer inside a sentence, an expression): equal if either reading matches.
+    The gold is never read raw: math-verify would take the last number of ``5x - 7y + 11z + 4 = 0`` as the answer.
 
     math-verify's own signal timeouts are off (``None``): the worker's deadline bounds the whole comparison.
     """
     from math_verify import parse, verify
 
-    def parsed(text: str) -> list:
-        return parse(f"\\boxed{{{text}}}", parsing_timeout=None) or parse(text, parsing_timeout=None)
+    def same(gold_parsed: list, pred_parsed: list) -> bool:
+        return bool(gold_parsed and pred_parsed and verify(gold_parsed, pred_parsed, timeout_seconds=None))
 
-    gold_parsed, pred_parsed = parsed(gold), parsed(pred)
-    return bool(gold_parsed and pred_parsed and verify(gold_parsed, pred_parsed, timeout_seconds=None))
+    gold_parsed = parse(f"\\boxed{{{gold}}}", parsing_timeout=None) or parse(gold, parsing_timeout=None)
+    boxed, raw = (parse(f"\\boxed{{{pred}}}", parsing_timeout=None), parse(pred, parsing_timeout=None))
+    return same(gold_parsed, boxed) or (raw != boxed and same(gold_parsed, raw))
 
 
 def _answer(request: dict) -> dict:

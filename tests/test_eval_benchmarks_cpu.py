@@ -142,3 +142,24 @@ def test_bad_rows_and_crashing_grading_fail_only_their_row(tmp_path):
 @needs_data
 def test_read_jsonl_reads_the_gzipped_humaneval():
     assert len(read_jsonl(DATA / "humaneval" / "HumanEval.jsonl.gz")) == 164
+
+
+def test_every_benchmark_has_its_harness_generation_defaults_and_names_the_source():
+    for name in benchmark_names():
+        cls = type(get_benchmark(name))
+        assert cls.generation.get("max_tokens", 0) >= 1, name
+        source = next(c for c in cls.__mro__ if "generation" in vars(c))  # the class that sets them states where from
+        assert "Generation defaults:" in (source.__doc__ or ""), (name, source.__name__)
+
+
+def test_generation_defaults_apply_unless_the_user_sets_them():
+    from prift.eval.config import EvalConfig
+
+    lcb = get_benchmark("livecodebench").generation
+    chosen = EvalConfig().sampling(defaults=lcb)
+    assert (chosen.max_tokens, chosen.temperature, chosen.top_p) == (1200, 0.2, 0.95)
+    assert EvalConfig(max_tokens=7).sampling(defaults=lcb).max_tokens == 7
+    assert EvalConfig(temperature=0.0).sampling(defaults=lcb).temperature == 0.0
+    assert EvalConfig().sampling(defaults={"max_tokens": 256}).temperature == 0.0  # greedy where nothing says
+    with pytest.raises(ValueError, match="sets no default"):
+        EvalConfig().sampling(defaults={})

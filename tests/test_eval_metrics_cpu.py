@@ -1,8 +1,11 @@
-"""pass@k / avg@k / maj@k / stderr against values computed by hand (and pass@k against the binomial formula)."""
+"""pass@k / avg@k / maj@k / stderr against values computed by hand (and pass@k against the binomial formula); maj@k
+over math-verify equivalence classes against a naive vote by true value."""
 
 from __future__ import annotations
 
 import math
+import random
+from fractions import Fraction
 
 import pytest
 
@@ -16,6 +19,7 @@ from prift.eval.metrics import (
     summarize,
     summarize_subsets,
 )
+from prift.rewards.math import vote_keys
 
 
 def test_pass_at_k_hand_values():
@@ -79,3 +83,60 @@ def test_summarize_over_problems():
     assert subsets["subsets"]["x"]["metrics"]["pass@4"]["value"] == 1.0
     with pytest.raises(ValueError):
         summarize([ProblemSamples("c", ["correct"], ["1"])], 2)
+
+
+# maj@k over math-verify equivalence classes: checked against a naive vote that groups samples by their true value
+# (each answer string below is written for a known exact value), so it does not share the verifier or its rule.
+SPELLINGS = {
+    Fraction(1, 2): ["\\frac12", "\\dfrac{1}{2}", "0.5", "1/2"],
+    Fraction(3): ["3", "3.0", "\\boxed{3}"],
+    Fraction(2, 3): ["\\frac{2}{3}", "\\tfrac23"],
+    Fraction(-1): ["-1", "-1.00"],
+}
+
+
+def naive_majority(values: list[Fraction | None], gold: Fraction) -> float:
+    """Sample i's vote count is how many samples have its value; the first sample with the most votes wins."""
+    counts = [sum(v == w for v in values) if w is not None else 0 for w in values]
+    if not any(counts):
+        return 0.0
+    return float(values[counts.index(max(counts))] == gold)
+
+
+@pytest.fixture(scope="module")
+def pool():
+    from prift.rewards.math_workers import VerifierPool
+
+    pool = VerifierPool(workers=2, timeout_s=20.0)
+    yield pool
+    pool.close()
+
+
+def test_majority_counts_equivalent_spellings_as_one_vote(pool):
+    answers = ["3", "\\frac12", "3", "0.5", "\\dfrac{1}{2}", None]
+    correct = [False, True, False, True, True, False]
+    assert maj_at_k(answers, correct) == 0.0  # as strings "3" wins 2 to 1
+    votes = vote_keys([answers], pool=pool)[0]
+    assert votes == ["3", "\\frac12", "3", "\\frac12", "\\frac12", None]
+    assert maj_at_k(votes, correct) == 1.0
+
+
+def test_majority_over_classes_matches_naive_vote_on_random_samples(pool):
+    rng = random.Random(18)
+    values = list(SPELLINGS)
+    problems = []
+    for _ in range(24):  # with seed 18, a vote over raw strings gets 4 of these 24 problems wrong
+        gold = rng.choice(values)
+        picked = [rng.choice([*values[: rng.randint(1, 4)], None]) for _ in range(8)]
+        problems.append((gold, picked, [None if v is None else rng.choice(SPELLINGS[v]) for v in picked]))
+    votes = vote_keys([texts for _, _, texts in problems], pool=pool)
+    for (gold, picked, texts), vote in zip(problems, votes, strict=True):
+        correct = [v == gold for v in picked]
+        assert maj_at_k(vote, correct) == naive_majority(picked, gold), (texts, vote, gold)
+
+
+def test_majority_votes_are_letters_for_choice_benchmarks():
+    from prift.eval.benchmarks import get_benchmark
+    from prift.eval.grading import majority_votes
+
+    assert majority_votes(get_benchmark("medqa"), [["A", None, "B"]]) == [["A", None, "B"]]

@@ -13,7 +13,7 @@ import torch
 from prift import main
 from prift.core.paths import data_root
 from prift.eval.backend_hf import HFBackend
-from prift.eval.benchmarks import benchmark_names
+from prift.eval.benchmarks import benchmark_names, get_benchmark
 from prift.eval.config import EvalConfig
 from prift.eval.perplexity import perplexity
 from prift.eval.runner import evaluate
@@ -120,6 +120,9 @@ def test_prift_eval_cli_runs_every_benchmark_end_to_end(tmp_path, tiny, capsys):
         rows = [json.loads(line) for line in (out / "samples" / f"{name}.jsonl").read_text().splitlines()]
         cut = sum(r.get("finish_reason") == "length" for r in rows)  # rows that never generated have none
         assert result["truncation"] == {"samples": cut, "fraction": round(cut / len(rows), 4), "max_tokens": 4}
+        defaults = get_benchmark(name).generation  # the harness's defaults are recorded beside the override
+        assert result["generation_defaults"] == defaults and defaults["max_tokens"] > 4
+        assert result["sampling"]["temperature"] == defaults.get("temperature", 0.0), name
     # a random tiny model rarely stops within 4 tokens: the cut benchmarks are named
     err = capsys.readouterr().err
     assert "stopped at max_tokens=4 and were graded cut" in err and "gsm8k:" in err

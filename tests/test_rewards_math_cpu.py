@@ -6,10 +6,11 @@ import os
 import signal
 import threading
 import time
+from fractions import Fraction
 
 import pytest
 
-from prift.rewards.answers import extract_answer, parse_number
+from prift.rewards.answers import decimal_comma, extract_answer, parse_number
 from prift.rewards.math import check_many, grade, grade_many, grade_numeric, math_equal
 from prift.rewards.math_workers import VerifierPool
 
@@ -34,6 +35,10 @@ EQUAL = [
     ("5\\text{ cm}", "5"),
     ("x^2+2x+1", "(x+1)^2"),
     ("\\pi", "\\pi"),
+    ("0.111", "0,111"),  # a decimal comma after a leading 0 (math-verify's reading), not 111
+    ("1000.99", "1000,99"),
+    ("1,22", "1.22"),
+    ("9", "Answer $$ 9 $$"),  # display math inside a sentence: plain math-verify finds it
 ]
 
 NOT_EQUAL = [
@@ -49,6 +54,9 @@ NOT_EQUAL = [
     ("x^2", "x^3"),
     ("3", ""),
     ("-3", "3"),
+    ("111", "0,111"),
+    ("5x - 7y + 11z + 4 = 0", "0"),  # the gold is read whole, not by its last number
+    ("1,22", "1.23"),
 ]
 
 
@@ -109,6 +117,8 @@ def test_parse_number_reads_gsm8k_forms_exactly():
     assert parse_number("\\$5").value == 5
     assert parse_number("12%").percent
     assert parse_number("1,2") is None  # a tuple, not a number
+    assert parse_number("0,111") is None  # math-verify reads a decimal comma here
+    assert decimal_comma("0,111") == Fraction(111, 1000) and decimal_comma("1,234") is None
     assert parse_number("\\frac{1}{2}") is None
 
 
