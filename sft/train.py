@@ -162,7 +162,7 @@ def prepare(config: PriftSFTConfig, training: bool = True) -> Prepared:
     method = config.resolved_method()
     record = RunRecord("sft", config, seed=config.seed)
     record.extra["method"] = {"name": config.methods[0], "rule": method.rule, "source": method.source,
-                              "params": method.params}
+                              "params": method.params, "terms": method.terms}
     tokenizer = load_tokenizer(config.model_name_or_path)
     policy = load_causal_lm(config.model_name_or_path, config.dtype, attn_implementation=config.attn_implementation)
     record.extra["attn_implementation"] = policy.config._attn_implementation
