@@ -4,7 +4,8 @@ Prints, for each variant, the median train-step time (forward + backward + AdamW
 as a ratio to plain NLL, plus the reference-cache build throughput as a ratio to a raw no-grad forward.
 
 Targets (issue 3): cached PriFT step <= 1.03x NLL and peak memory <= 1.02x NLL; on-the-fly reference <= 1.30x NLL;
-cache build >= 0.9x raw forward.
+cache build >= 0.9x raw forward. Issue 20: the objectives on the top-k cache (asft, gift, eksft, pear) <= 1.10x NLL
+time and <= 1.05x memory at k = 64; the top-k cache build >= 0.85x raw forward.
 
     python benchmarks/sft_step.py                     # full table (~10 min on 2 CPU cores)
     python benchmarks/sft_step.py --rounds 1 --steps 2 --rows 16 --skip-memory   # quick look
@@ -40,13 +41,19 @@ VARIANTS = {  # name -> (method, reference_mode)
     "prift_mass (cached)": ("prift_mass", "cache"),
     "prift_prob (on-the-fly)": ("prift_prob", "live"),
     "prift_mass (on-the-fly)": ("prift_mass", "live"),
+    "asft (top-k cache)": ("asft", "cache"),
+    "gift (top-k cache)": ("gift", "cache"),
+    "eksft (top-k cache)": ("eksft", "cache"),
+    "pear (cached logp)": ("pear", "cache"),
 }
 
 
 def make_config(args, method: str, mode: str, out: str):
     from prift.sft.config import PriftSFTConfig
+    from prift.sft.methods import resolve_method
 
     return PriftSFTConfig(
+        top_k=args.top_k if resolve_method(method).needs_topk else None,
         model_name_or_path=args.model, dataset=str(DATA), dataset_adapter="gsm8k", max_samples=args.rows,
         method=method, reference_mode=mode, output_dir=out, max_steps=args.steps, max_length=args.max_length,
         per_device_train_batch_size=args.batch, logging_steps=1000, save_strategy="no", disable_tqdm=True,
@@ -147,6 +154,7 @@ def peak_memory_worker(args, name: str) -> None:
 
 def peak_memory(args, name: str) -> int:
     cmd = [sys.executable, __file__, "--worker", name, "--model", args.model, "--rows", str(args.rows),
+           "--top-k", str(args.top_k),
            "--steps", str(args.steps), "--batch", str(args.batch), "--max-length", str(args.max_length),
            "--cache-dir", args.cache_dir, *(["--packing"] if args.packing else [])]
     done = subprocess.run(cmd, capture_output=True, text=True, check=True)
@@ -154,8 +162,9 @@ def peak_memory(args, name: str) -> int:
 
 
 @torch.no_grad()
-def cache_vs_forward(args) -> tuple[float, float]:
-    """(cache build tokens/s, raw no-grad forward tokens/s) over the same tokenized rows and batch size."""
+def cache_vs_forward(args) -> tuple[float, float, float]:
+    """(cache build tokens/s, top-k cache build tokens/s, raw no-grad forward tokens/s) over the same tokenized rows
+    and batch size."""
     from prift.sft.reference_cache import CacheKey, ReferenceCache
 
     with tempfile.TemporaryDirectory() as out:
@@ -180,18 +189,20 @@ def cache_vs_forward(args) -> tuple[float, float]:
             model(input_ids=ids.to(device), attention_mask=att.to(device)).logits.float().log_softmax(-1)
         return time.perf_counter() - start
 
-    def build() -> float:
+    def build(top_k: int | None) -> float:
         with tempfile.TemporaryDirectory() as cache_dir:
-            cache = ReferenceCache(cache_dir, CacheKey("bench", "x", "x", None, None, "x"), shard_rows=len(dataset))
+            key = CacheKey("bench", "x", "x", None, None, "x", top_k=top_k)
+            cache = ReferenceCache(cache_dir, key, shard_rows=len(dataset))
             start = time.perf_counter()
             cache.build(model, dataset, batch_size=args.batch, pad_token_id=pad, progress=False)
             return time.perf_counter() - start
 
-    build_times, raw_times = [], []
+    build_times, topk_times, raw_times = [], [], []
     for _ in range(2):
-        build_times.append(build())
+        build_times.append(build(None))
+        topk_times.append(build(args.top_k))
         raw_times.append(raw_forward())
-    return tokens / min(build_times), tokens / min(raw_times)
+    return tokens / min(build_times), tokens / min(topk_times), tokens / min(raw_times)
 
 
 def main() -> int:
@@ -203,6 +214,7 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=4, help="per-device batch size")
     parser.add_argument("--max-length", type=int, default=256, help="max tokens per row")
     parser.add_argument("--cache-dir", default=None, help="reference cache folder (default: a temp dir)")
+    parser.add_argument("--top-k", type=int, default=64, help="k of the top-k cache the asft/gift/eksft variants read")
     parser.add_argument("--packing", action="store_true",
                         help="train on packed rows (TRL's BFD packing, padding-free): a batch is --batch sequences "
                              "of --max-length tokens")
@@ -224,7 +236,7 @@ def main() -> int:
         for name in VARIANTS:
             print(f"| {name} | {peak_memory(args, name) / 2**30:.3f} GiB |", flush=True)
         return 0
-    build_tps, raw_tps = cache_vs_forward(args)
+    build_tps, topk_tps, raw_tps = cache_vs_forward(args)
     with tempfile.TemporaryDirectory() as out:
         times = interleaved_step_times(args, out)
     memory = {} if args.skip_memory else {name: peak_memory(args, name) for name in VARIANTS}
@@ -239,6 +251,7 @@ def main() -> int:
         print(f"| {name} | {step:.2f} | {step / base_time:.3f} | {mem_cells} |")
     print(f"\ncache build: {build_tps:,.0f} tokens/s vs raw no-grad forward {raw_tps:,.0f} tokens/s "
           f"-> ratio {build_tps / raw_tps:.3f}")
+    print(f"top-{args.top_k} cache build: {topk_tps:,.0f} tokens/s -> ratio to raw forward {topk_tps / raw_tps:.3f}")
     return 0
 
 

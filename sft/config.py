@@ -66,13 +66,14 @@ class PriftSFTConfig(HardwareDefaults, ConsoleArguments, SFTConfig):
                           "(false: plain prompt + completion text, for base models without a template)."})
     method: str = field(
         default="prift_prob",
-        metadata={"help": "Method preset: nll, dft, prift_prob, prift_mass, profit, talr, eaft, power, rho1, signed. "
+        metadata={"help": "Method preset: nll, dft, prift_prob, prift_mass, profit, talr, eaft, power, rho1, signed, "
+                          "asft, gift, eksft, pear, pear_sequence. "
                           "A comma-separated list runs each in turn into <output_dir>/<method>, sharing one reference "
                           "cache."})
     rule: str | None = field(
         default=None,
         metadata={"help": "Override the preset's priority rule: nll, prob, mass, profit, talr, eaft, power, rho1, "
-                          "signed."})
+                          "signed, eksft, pear."})
     source: str | None = field(
         default=None,
         metadata={"help": "Override the preset's signal source: online (the model being trained), reference (a "
@@ -82,6 +83,21 @@ class PriftSFTConfig(HardwareDefaults, ConsoleArguments, SFTConfig):
         metadata={"help": "Rule parameters as a JSON/YAML mapping merged over the preset's, e.g. "
                           "'{\"threshold\": 0.4}' (mass, profit), '{\"alpha\": 0.5}' (power, eaft), '{\"tau\": 1.0}' "
                           "(talr), '{\"ratio\": 0.6}' (rho1), '{\"direction\": \"lower\"}' (profit)."})
+    loss_terms: str | None = field(
+        default=None,
+        metadata={"help": "Loss terms on the reference's top-k distribution merged over the preset's, as a JSON/YAML "
+                          "mapping term -> parameters (null removes one): kl_anchor {coef, direction: forward = "
+                          "KL(ref||online) | reverse}, gift {beta}; e.g. '{\"kl_anchor\": {\"coef\": 0.1}}' turns "
+                          "any method into an anchored one. Needs top_k."})
+    top_k: int | None = field(
+        default=None,
+        metadata={"help": "Keep the reference's top-k token ids and log-probs (plus the tail mass) per token, in the "
+                          "reference cache or from the live reference: needed by the asft, gift and eksft presets and "
+                          "by loss_terms; 20-64 is typical. Set it once per recipe so every variant shares one cache."})
+    top_k_dtype: str = field(
+        default="bfloat16",
+        metadata={"help": "On-disk dtype of the cached top-k log-probs: bfloat16 or float16 (the tail mass stays "
+                          "float32)."})
     divisor: str = field(
         default="response",
         metadata={"help": "Loss divisor D: response (all response tokens; PriFT's default) or kept (tokens with "
@@ -122,6 +138,10 @@ class PriftSFTConfig(HardwareDefaults, ConsoleArguments, SFTConfig):
         self.resolve_hardware()
         if isinstance(self.rule_params, str):
             self.rule_params = parse_mapping("rule_params", self.rule_params, '{"threshold": 0.5}')
+        if isinstance(self.loss_terms, str):
+            self.loss_terms = parse_mapping("loss_terms", self.loss_terms, '{"kl_anchor": {"coef": 0.05}}')
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError(f"top_k: must be a positive number of tokens, got {self.top_k}")
         if self.divisor not in DIVISORS:
             raise ValueError(f"divisor: unknown value {self.divisor!r}; valid: {', '.join(DIVISORS)}")
         if self.reference_mode not in REFERENCE_MODES:
@@ -129,7 +149,10 @@ class PriftSFTConfig(HardwareDefaults, ConsoleArguments, SFTConfig):
                              f"{', '.join(REFERENCE_MODES)}")
         for name in self.methods:
             method = self.resolved_method(name)
-            if get_rule(method.rule).reference_signals and _same_model(self.reference_model, self.model_name_or_path):
+            if method.needs_topk and self.top_k is None:
+                raise ValueError(f"method {name!r} reads the reference's top-k distribution (rule {method.rule!r}, "
+                                 f"loss terms {sorted(method.terms)}): set top_k (e.g. 64)")
+            if get_rule(method.rule).distinct_reference and _same_model(self.reference_model, self.model_name_or_path):
                 raise ValueError(f"method {name!r}: rule {method.rule!r} keeps the tokens with the largest excess loss "
                                  "over a reference trained on good data (Rho-1), but the reference is the start "
                                  "checkpoint, whose excess loss is 0 on every token at step 0; set reference_model "
@@ -142,7 +165,8 @@ class PriftSFTConfig(HardwareDefaults, ConsoleArguments, SFTConfig):
 
     def resolved_method(self, name: str | None = None):
         """The Method (rule, source, params) this config trains with."""
-        return resolve_method(name or self.methods[0], self.rule, self.source, self.rule_params or None)
+        return resolve_method(name or self.methods[0], self.rule, self.source, self.rule_params or None,
+                              self.loss_terms or None)
 
 
 def _same_model(reference: str | None, start: str) -> bool:

@@ -27,13 +27,18 @@ Signals = Mapping[str, torch.Tensor]
 @dataclass(frozen=True)
 class Rule:
     """A registered rule: `fn(signals, mask, **params)`, the source signals it reads (`signals`), the reference
-    signals it also reads whatever the source (`reference_signals`, rho1), and data columns it reads (`data`)."""
+    signals it also reads whatever the source (`reference_signals`, rho1), and data columns it reads (`data`).
+    `topk`: it also reads `entropy` (the online model's, exact) and `topk_kl` (KL_k(online || reference) on the
+    reference's top-k, `prift.sft.objectives`). `distinct_reference`: it is void when the reference is the start
+    checkpoint (rho1's excess loss is 0 on every token at step 0)."""
 
     name: str
     fn: Callable[..., torch.Tensor]
     signals: tuple[str, ...] = ()
     reference_signals: tuple[str, ...] = ()
     data: tuple[str, ...] = ()
+    topk: bool = False
+    distinct_reference: bool = False
 
     @property
     def params(self) -> dict[str, object]:
@@ -46,13 +51,13 @@ RULES: dict[str, Rule] = {}
 
 
 def register_rule(name: str, signals: tuple[str, ...] = (), reference_signals: tuple[str, ...] = (),
-                  data: tuple[str, ...] = ()):
+                  data: tuple[str, ...] = (), topk: bool = False, distinct_reference: bool = False):
     """Decorator adding a rule to `RULES`; a duplicate name is an error."""
 
     def wrap(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
         if name in RULES:
             raise ValueError(f"priority rule {name!r} is already registered")
-        RULES[name] = Rule(name, fn, signals, reference_signals, data)
+        RULES[name] = Rule(name, fn, signals, reference_signals, data, topk, distinct_reference)
         return fn
 
     return wrap
@@ -144,17 +149,92 @@ def power(signals: Signals, mask: torch.Tensor, alpha: float) -> torch.Tensor:
     return (alpha * signals["logp"]).exp()
 
 
-@register_rule("rho1", signals=("logp",), reference_signals=("logp",))
-def rho1(signals: Signals, mask: torch.Tensor, ratio: float = 0.6) -> torch.Tensor:
-    """m_t = 1 on the top ceil(ratio * n) scored tokens by excess loss CE_online - CE_ref = ref_logp - logp, else 0."""
-    excess = signals["ref_logp"] - signals["logp"]
+def top_fraction(scores: torch.Tensor, mask: torch.Tensor, ratio: float) -> torch.Tensor:
+    """1 on the ceil(ratio * n) scored positions (mask != 0) with the largest `scores`, else 0 (float, like mask)."""
     flat_mask = mask.reshape(-1).bool()
     keep = math.ceil(ratio * int(flat_mask.sum()))
-    weights = torch.zeros(excess.numel(), device=excess.device)
+    chosen = torch.zeros(scores.numel(), device=scores.device)
     if keep > 0:
-        scores = excess.reshape(-1).masked_fill(~flat_mask, float("-inf"))
-        weights[scores.topk(keep).indices] = 1.0
-    return weights.view(excess.shape)
+        chosen[scores.reshape(-1).float().masked_fill(~flat_mask, float("-inf")).topk(keep).indices] = 1.0
+    return chosen.view(scores.shape)
+
+
+@register_rule("rho1", signals=("logp",), reference_signals=("logp",), distinct_reference=True)
+def rho1(signals: Signals, mask: torch.Tensor, ratio: float = 0.6) -> torch.Tensor:
+    """m_t = 1 on the top ceil(ratio * n) scored tokens by excess loss CE_online - CE_ref = ref_logp - logp, else 0."""
+    return top_fraction(signals["ref_logp"] - signals["logp"], mask, ratio)
+
+
+@register_rule("eksft", topk=True)
+def eksft(signals: Signals, mask: torch.Tensor, entropy_ratio: float = 0.2, kl_ratio: float = 0.2) -> torch.Tensor:
+    """m_t = 0 on the top ceil(entropy_ratio * n) scored tokens by the online entropy H_t and on the top
+    ceil(kl_ratio * n) by KL_k(p_theta || p_ref), else 1 (EKSFT, Liu et al., arXiv:2605.29303: tokens of high entropy
+    or high KL to the reference are left out of imitation). Fractions over the micro-batch's scored tokens; the
+    paper's exact ratios were not reachable from here, 0.2 each is prift's default."""
+    dropped = top_fraction(signals["entropy"], mask, entropy_ratio) + top_fraction(signals["topk_kl"], mask, kl_ratio)
+    return (dropped == 0).float()
+
+
+PEAR_LEVELS = ("sequence", "token", "block")
+
+
+def _suffix_log_ratio(log_ratio: torch.Tensor, segments: torch.Tensor, gamma: float) -> torch.Tensor:
+    """S_t = sum_{s > t, same sequence} gamma^(s-t-1) * log_ratio_s, by a reverse scan over positions."""
+    out = torch.zeros_like(log_ratio)
+    acc = torch.zeros_like(log_ratio[:, 0])
+    for t in range(log_ratio.shape[1] - 1, -1, -1):
+        if t + 1 < log_ratio.shape[1]:
+            acc = torch.where(segments[:, t + 1] == segments[:, t], acc, 0.0)
+        out[:, t] = acc
+        acc = log_ratio[:, t] + gamma * acc
+    return out
+
+
+def _segment_total(values: torch.Tensor, segments: torch.Tensor) -> torch.Tensor:
+    """Each position's sum of `values` over its sequence (row, or run of equal segments in a packed row)."""
+    groups = torch.arange(values.shape[0], device=values.device)[:, None] * (int(segments.max()) + 1) + segments
+    totals = torch.zeros(int(groups.max()) + 1, device=values.device).index_add_(0, groups.reshape(-1),
+                                                                                 values.reshape(-1).float())
+    return totals[groups]
+
+
+def _block_ends(segments: torch.Tensor, block: int) -> torch.Tensor:
+    """The last position of each position's block: blocks of `block` tokens counted from its sequence's start."""
+    positions = torch.arange(segments.shape[1], device=segments.device).expand_as(segments)
+    new = torch.ones_like(segments, dtype=torch.bool)
+    new[:, 1:] = segments[:, 1:] != segments[:, :-1]
+    starts = torch.where(new, positions, 0).cummax(dim=1).values
+    ends = starts + ((positions - starts) // block + 1) * block - 1
+    return ends.clamp(max=segments.shape[1] - 1)
+
+
+@register_rule("pear", signals=("logp",), reference_signals=("logp",))
+def pear(signals: Signals, mask: torch.Tensor, level: str = "token", gamma: float = 1.0, clip: float = 5.0,
+         block: int = 64) -> torch.Tensor:
+    """m_t = exp(clip_[-c, c](G_t)) with log-ratios d_s = log p_theta(y_s) - log p_beta(y_s) on scored tokens, p_beta
+    the behaviour policy's data log-probs (the reference's cached `logp`):
+
+    - sequence: G_t = sum_s d_s over t's sequence (one importance weight per sequence);
+    - token:    G_t = sum_{s > t} gamma^(s-t-1) d_s (the discounted suffix ratio of the continuation after t);
+    - block:    the token suffix taken at the last token of t's block (`block` tokens from its sequence's start), so
+                the tokens of a block share one weight (0 past its sequence's end).
+
+    PEAR (Zhang et al., arXiv:2602.01058): L = sum_t sg[G_t] l_t. The paper's exact stabilisation and defaults were
+    not reachable from here: the log-space clip c = 5, gamma = 1 and block = 64 are prift's choices."""
+    if level not in PEAR_LEVELS:
+        raise ValueError(f"pear level: unknown value {level!r}; valid: {', '.join(PEAR_LEVELS)}")
+    segments = signals.get("segments")
+    if segments is None:
+        segments = torch.zeros(mask.shape, dtype=torch.long, device=mask.device)
+    log_ratio = (signals["logp"] - signals["ref_logp"]) * mask
+    if level == "sequence":
+        total = _segment_total(log_ratio, segments)
+    else:
+        total = _suffix_log_ratio(log_ratio, segments, gamma)
+        if level == "block":
+            ends = _block_ends(segments, block)
+            total = torch.where(segments.gather(1, ends) == segments, total.gather(1, ends), 0.0)
+    return total.clamp(-clip, clip).exp()
 
 
 @register_rule("signed", data=("token_labels",))

@@ -7,6 +7,10 @@ Layout: `<cache_dir>/<key>/meta.json` + `shard-00000.safetensors`, ... Each shar
 rows, every cached signal as one flat float32 array (rows concatenated) plus the row lengths. Values are aligned
 with `labels`: entry t scores `labels[t]` given the tokens before it; entry 0 and ignored positions are 0.
 
+With `top_k` set the shards also hold the reference's top-k distribution per token (`prift.sft.topk`): `topk_ids`
+int32 [tokens x k], `topk_logp` in fp16 or bf16 (`top_k_dtype`, stored as its 16-bit pattern) and `topk_tail`
+float32 [tokens]: 6k + 4 bytes per token on top of 4 per scalar signal (388 at k = 64).
+
 The key is the sha256 of (reference fingerprint -- file hashes, or a hub id at its cached commit --, reference dtype,
 tokenizer fingerprint, chat template, max length, data fingerprint, signal names, format version, a hash of the code
 that computes the signals): any changed input gives a new key and so a fresh build. Shards
@@ -31,6 +35,7 @@ from prift.core.diskspace import DISK_FULL, DiskSpaceError, check_output_space
 from prift.core.provenance import sha256_file, write_json_atomic
 from prift.sft.signals import SIGNAL_NAMES
 from prift.sft.sources import CACHE_COLUMN_PREFIX, model_signals
+from prift.sft.topk import TOPK_DTYPES, TOPK_FIELDS
 
 FORMAT_VERSION = 1
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json")
@@ -40,9 +45,9 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json")
 def signal_code_version() -> str:
     """sha256 of the code that computes cached signals (the signals module and the reference's forward path), part
     of every key: a changed computation never reuses signals an older one stored."""
-    from prift.sft import signals, sources
+    from prift.sft import signals, sources, topk
 
-    parts = [inspect.getsource(signals)] + [inspect.getsource(fn) for fn in (
+    parts = [inspect.getsource(signals), inspect.getsource(topk)] + [inspect.getsource(fn) for fn in (
         sources._projects_plainly, sources._gathered, sources._last_hidden, sources.model_signals)]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
@@ -98,6 +103,19 @@ class CacheKey:
     max_length: int | None
     data: str
     signals: tuple[str, ...] = SIGNAL_NAMES
+    top_k: int | None = None  # also store the reference's top-k ids / log-probs / tail mass per token
+    top_k_dtype: str = "bfloat16"
+
+    def __post_init__(self):
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError(f"top_k: must be a positive number of tokens, got {self.top_k}")
+        if self.top_k_dtype not in TOPK_DTYPES:
+            raise ValueError(f"top_k_dtype: unknown value {self.top_k_dtype!r}; valid: {', '.join(TOPK_DTYPES)}")
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The per-token arrays each shard holds: the scalar signals, then the top-k ones when `top_k` is set."""
+        return self.signals + (TOPK_FIELDS if self.top_k else ())
 
     @property
     def digest(self) -> str:
@@ -156,7 +174,7 @@ class ReferenceCache:
                 rows = list(shards[index])
                 per_row = self._score_rows(model, dataset, rows, lengths, batch_size, pad_token_id, vocab_chunk,
                                            device, bar)
-                arrays = {name: np.concatenate([per_row[r][name] for r in rows]) for name in self.key.signals}
+                arrays = {name: np.concatenate([per_row[r][name] for r in rows]) for name in self.key.fields}
                 arrays["lengths"] = np.asarray([lengths[r] for r in rows], dtype=np.int64)
                 self._write_shard(index, arrays, save_file)
         finally:
@@ -172,9 +190,10 @@ class ReferenceCache:
         return stats
 
     def shard_bytes(self, tokens: int, rows: int) -> int:
-        """Bytes of shards holding `rows` rows of `tokens` tokens in all: a float32 per token and signal, an int64
-        length per row."""
-        return tokens * 4 * len(self.key.signals) + rows * 8
+        """Bytes of shards holding `rows` rows of `tokens` tokens in all: a float32 per token and signal, with top-k
+        an int32 id and a 16-bit log-prob per token and atom plus a float32 tail mass, and an int64 length per row."""
+        per_token = 4 * len(self.key.signals) + (6 * self.key.top_k + 4 if self.key.top_k else 0)
+        return tokens * per_token + rows * 8
 
     def _write_shard(self, index: int, arrays: dict, save_file) -> None:
         """Write one shard atomically (temp file, then rename); a full disk removes the temp file and says so."""
@@ -208,12 +227,27 @@ class ReferenceCache:
                 labels[i, :lengths[r]] = torch.tensor(item["labels"])
                 attention[i, :lengths[r]] = 1
             signals = model_signals(model, input_ids.to(device), attention.to(device), labels.to(device),
-                                    self.key.signals, vocab_chunk)
+                                    self.key.signals, vocab_chunk, top_k=self.key.top_k)
             for i, r in enumerate(batch_rows):
-                out[r] = {name: np.concatenate([[0.0], value[i, :lengths[r] - 1].float().cpu().numpy()])
-                          .astype(np.float32) for name, value in signals.items()}
+                out[r] = {name: self._to_disk(name, value[i, :lengths[r] - 1]) for name, value in signals.items()}
             bar.update(sum(lengths[r] for r in batch_rows))
         return out
+
+    def _to_disk(self, name: str, value: torch.Tensor) -> np.ndarray:
+        """One row's values (positions 1..T-1) as stored: a zero entry prepended for position 0, flattened; top-k
+        ids as int32, top-k log-probs as the 16-bit pattern of `top_k_dtype`, everything else float32."""
+        value = torch.cat([value.new_zeros((1, *value.shape[1:])), value.cpu()])
+        if name == "topk_ids":
+            return value.to(torch.int32).reshape(-1).numpy()
+        if name == "topk_logp":
+            return value.to(TOPK_DTYPES[self.key.top_k_dtype]).view(torch.uint16).reshape(-1).numpy()
+        return value.float().reshape(-1).numpy()
+
+    def _from_disk(self, name: str, flat: np.ndarray) -> np.ndarray:
+        """Inverse of `_to_disk` for one row: top-k fields back to [T, k] (log-probs as float32)."""
+        if name == "topk_logp":
+            flat = torch.from_numpy(flat.copy()).view(TOPK_DTYPES[self.key.top_k_dtype]).float().numpy()
+        return flat.reshape(-1, self.key.top_k) if name in ("topk_ids", "topk_logp") else flat
 
     def load(self) -> dict[str, list[np.ndarray]]:
         """Per-signal lists of per-row arrays, in dataset order."""
@@ -222,16 +256,19 @@ class ReferenceCache:
         if not self.is_complete():
             raise FileNotFoundError(f"reference cache {self.dir} is not complete; build it first")
         n_shards = json.loads(self.meta_path.read_text())["last_build"]["shards"]
-        rows: dict[str, list[np.ndarray]] = {name: [] for name in self.key.signals}
+        rows: dict[str, list[np.ndarray]] = {name: [] for name in self.key.fields}
         for index in range(n_shards):
             shard = load_file(str(self._shard_path(index)))
             bounds = np.cumsum(np.concatenate([[0], shard["lengths"]]))
-            for name in self.key.signals:
-                rows[name] += [shard[name][a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+            for name in self.key.fields:
+                width = self.key.top_k if name in ("topk_ids", "topk_logp") else 1
+                rows[name] += [self._from_disk(name, shard[name][a * width:b * width])
+                               for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         return rows
 
     def attach(self, dataset):
-        """`dataset` with one `ref_<signal>` float32 column per cached signal (lengths checked against input_ids)."""
+        """`dataset` with one `ref_<field>` column per cached field (lengths checked against input_ids): float32 per
+        token for the signals and `topk_tail`; per token a list of k int32 ids (`topk_ids`) / float32 log-probs."""
         from datasets import List, Value
 
         signals = self.load()
@@ -239,7 +276,8 @@ class ReferenceCache:
         cached = [len(a) for a in next(iter(signals.values()))]
         if cached != lengths:
             raise ValueError(f"reference cache {self.dir} does not match the dataset's token lengths; delete it")
+        features = {"topk_ids": List(List(Value("int32"))), "topk_logp": List(List(Value("float32")))}
         for name, values in signals.items():
             dataset = dataset.add_column(CACHE_COLUMN_PREFIX + name, [v.tolist() for v in values],
-                                         feature=List(Value("float32")))
+                                         feature=features.get(name, List(Value("float32"))))
         return dataset

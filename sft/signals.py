@@ -82,38 +82,52 @@ def _token_chunk(vocab: int, vocab_chunk: int | None) -> int:
 
 @torch.no_grad()
 def signals_from_logits(logits: torch.Tensor, labels: torch.Tensor, names: Iterable[str],
-                        vocab_chunk: int | None = None) -> dict[str, torch.Tensor]:
-    """Signals at every position of aligned `logits` [B, T, V] / `labels` [B, T]; 0 where `labels == -100`."""
+                        vocab_chunk: int | None = None, top_k: int | None = None) -> dict[str, torch.Tensor]:
+    """Signals at every position of aligned `logits` [B, T, V] / `labels` [B, T]; 0 where `labels == -100`.
+
+    `top_k` adds the top-k summary (`prift.sft.topk.topk_logprobs`: `topk_ids` [B, T, k], `topk_logp`, `topk_tail`).
+    """
     return _signals_over_positions(lambda rows: logits.reshape(-1, logits.shape[-1])[rows], logits.shape[-1],
-                                   labels, names, vocab_chunk)
+                                   labels, names, vocab_chunk, top_k)
 
 
 @torch.no_grad()
 def signals_from_hidden(hidden: torch.Tensor, project: Callable[[torch.Tensor], torch.Tensor], vocab: int,
-                        labels: torch.Tensor, names: Iterable[str],
-                        vocab_chunk: int | None = None) -> dict[str, torch.Tensor]:
+                        labels: torch.Tensor, names: Iterable[str], vocab_chunk: int | None = None,
+                        top_k: int | None = None) -> dict[str, torch.Tensor]:
     """Like `signals_from_logits`, from hidden states [B, T, H] and the LM head `project`, one token chunk at a time.
 
     Only [token_chunk, V] logits exist at once, so a 150k vocabulary never costs a [B, T, V] tensor.
     """
     flat = hidden.reshape(-1, hidden.shape[-1])
-    return _signals_over_positions(lambda rows: project(flat[rows]), vocab, labels, names, vocab_chunk)
+    return _signals_over_positions(lambda rows: project(flat[rows]), vocab, labels, names, vocab_chunk, top_k)
 
 
 def _signals_over_positions(logits_for: Callable[[torch.Tensor], torch.Tensor], vocab: int, labels: torch.Tensor,
-                            names: Iterable[str], vocab_chunk: int | None) -> dict[str, torch.Tensor]:
+                            names: Iterable[str], vocab_chunk: int | None,
+                            top_k: int | None = None) -> dict[str, torch.Tensor]:
+    from prift.sft.topk import topk_logprobs
+
     names = tuple(dict.fromkeys(names))
     _check_names(names)
     flat_labels = labels.reshape(-1)
     valid_rows = (flat_labels != -100).nonzero().squeeze(-1)
-    out = {name: torch.zeros(flat_labels.shape, dtype=torch.float32, device=labels.device) for name in names}
+    shapes = {name: ((), torch.float32) for name in names}
+    if top_k:
+        shapes |= {"topk_ids": ((top_k,), torch.long), "topk_logp": ((top_k,), torch.float32),
+                   "topk_tail": ((), torch.float32)}
+    out = {name: torch.zeros((*flat_labels.shape, *shape), dtype=dtype, device=labels.device)
+           for name, (shape, dtype) in shapes.items()}
     step = _token_chunk(vocab, vocab_chunk)
     for start in range(0, valid_rows.numel(), step):
         rows = valid_rows[start:start + step]
-        values = chunk_signals(logits_for(rows), flat_labels[rows], names, vocab_chunk)
+        logits = logits_for(rows)
+        values = chunk_signals(logits, flat_labels[rows], names, vocab_chunk)
+        if top_k:
+            values |= topk_logprobs(logits, top_k, vocab_chunk)
         for name, value in values.items():
             out[name][rows] = value.to(out[name].device)
-    return {name: value.view(labels.shape) for name, value in out.items()}
+    return {name: value.view(*labels.shape, *value.shape[1:]) for name, value in out.items()}
 
 
 LN_TOP_K = math.log(TOP_K_ENTROPY)

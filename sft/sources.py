@@ -76,17 +76,18 @@ def _last_hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | 
 @torch.no_grad()
 def model_signals(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, labels: torch.Tensor,
                   names: Iterable[str], vocab_chunk: int | None = None,
-                  position_ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                  position_ids: torch.Tensor | None = None, top_k: int | None = None) -> dict[str, torch.Tensor]:
     """No-grad signals of `model` on a batch: [B, T-1], position t scoring `labels[:, t+1]`.
 
     Runs the backbone once and projects hidden states through the LM head in token chunks, so the [B, T, V]
     logits are never built (falls back to full logits for models with logit softcapping or scaling). A ZeRO-3
     sharded model's LM head is gathered once per batch, so every process runs the same collectives however many
-    tokens it scores. Padding-free batches pass their `position_ids` (and no attention mask).
+    tokens it scores. Padding-free batches pass their `position_ids` (and no attention mask). `top_k` adds the
+    reference's top-k summary (`topk_ids`, `topk_logp`, `topk_tail`; see `prift.sft.topk`).
     """
     names = tuple(names)
     shifted = labels[:, 1:]
-    if not names:
+    if not names and not top_k:
         return {}
     if _projects_plainly(model):
         head = model.get_output_embeddings()
@@ -94,10 +95,10 @@ def model_signals(model, input_ids: torch.Tensor, attention_mask: torch.Tensor |
         with _gathered(head.weight):
             weight, bias = head.weight, getattr(head, "bias", None)
             return signals_from_hidden(hidden[:, :-1], lambda h: torch.nn.functional.linear(h, weight, bias),
-                                       weight.shape[0], shifted, names, vocab_chunk)
+                                       weight.shape[0], shifted, names, vocab_chunk, top_k)
     logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                    use_cache=False).logits
-    return signals_from_logits(logits[:, :-1], shifted, names, vocab_chunk)
+    return signals_from_logits(logits[:, :-1], shifted, names, vocab_chunk, top_k)
 
 
 def zero_stage(accelerator) -> int | None:
@@ -160,15 +161,25 @@ class CachedReference:
             out[name] = inputs[column][:, 1:].float()
         return out
 
+    def topk(self, inputs: dict) -> dict[str, torch.Tensor]:
+        """The cached top-k summary (`topk_ids` [B, T-1, k], `topk_logp`, `topk_tail`), aligned like `signals`."""
+        from prift.sft.topk import TOPK_FIELDS
+
+        missing = [CACHE_COLUMN_PREFIX + name for name in TOPK_FIELDS if CACHE_COLUMN_PREFIX + name not in inputs]
+        if missing:
+            raise KeyError(f"the batch has no cached reference columns {missing}; build the reference cache with top_k")
+        return {name: inputs[CACHE_COLUMN_PREFIX + name][:, 1:] for name in TOPK_FIELDS}
+
 
 class LiveModelSource:
     """Signals from a frozen second model kept in memory and run no-grad on every batch."""
 
     kind = "reference/live"
 
-    def __init__(self, model, vocab_chunk: int | None = None):
+    def __init__(self, model, vocab_chunk: int | None = None, top_k: int | None = None):
         self.model = model.eval().requires_grad_(False)
         self.vocab_chunk = vocab_chunk
+        self.top_k = top_k  # k of the top-k summary `topk` returns
         self.engine = None  # the DeepSpeed engine of a sharded model
 
     def place(self, accelerator, placement: str = "auto") -> None:
@@ -181,6 +192,13 @@ class LiveModelSource:
     def signals(self, inputs: dict, names: Iterable[str], **_) -> dict[str, torch.Tensor]:
         return model_signals(self.model, inputs["input_ids"], inputs.get("attention_mask"), inputs["labels"], names,
                              self.vocab_chunk, inputs.get("position_ids"))
+
+    def topk(self, inputs: dict) -> dict[str, torch.Tensor]:
+        """The model's top-k summary on the batch (`prift.sft.topk`), computed like the cache computes it."""
+        if not self.top_k:
+            raise ValueError(f"{self.kind}: no top_k was set, so it gives no top-k distribution")
+        return model_signals(self.model, inputs["input_ids"], inputs.get("attention_mask"), inputs["labels"], (),
+                             self.vocab_chunk, inputs.get("position_ids"), top_k=self.top_k)
 
 
 def unpatched_copy(model):

@@ -68,6 +68,8 @@ def reference_cache_for(config: PriftSFTConfig, tokenizer, dataset, reference_pa
         max_length=config.max_length,
         data=dataset_fingerprint(dataset),
         signals=SIGNAL_NAMES,
+        top_k=config.top_k,
+        top_k_dtype=config.top_k_dtype,
     )
     return ReferenceCache(config.reference_cache_dir or cache_root() / "reference-signals", key,
                           shard_rows=config.reference_shard_rows)
@@ -109,12 +111,13 @@ class _Setup:
     def sources(self, method: Method, dataset):
         """(source, reference, dataset) for `method`; the dataset gains `ref_<signal>` columns when cached."""
         reference = None
-        if method.source == "reference" or get_rule(method.rule).reference_signals:
+        if method.source == "reference" or get_rule(method.rule).reference_signals or method.needs_topk:
             self.record.fingerprints["reference_model"] = self.reference_path
             if self.config.reference_mode == "cache":
                 reference, dataset = self.cached_reference(dataset)
             else:
-                reference = LiveModelSource(self.reference_model(allow_policy=False), self.config.vocab_chunk)
+                reference = LiveModelSource(self.reference_model(allow_policy=False), self.config.vocab_chunk,
+                                            self.config.top_k)
         build = {"online": OnlineSource, "reference": lambda: reference,
                  "ema": lambda: EmaSource(self.policy, self.config.ema_rho, self.config.vocab_chunk)}
         return build[method.source](), reference, dataset
@@ -161,7 +164,7 @@ def prepare(config: PriftSFTConfig, training: bool = True) -> Prepared:
     quiet_libraries(config.verbose)
     record = RunRecord("sft", config, seed=config.seed)
     record.extra["method"] = {"name": config.methods[0], "rule": method.rule, "source": method.source,
-                              "params": method.params}
+                              "params": method.params, "terms": method.terms}
     tokenizer = load_tokenizer(config.model_name_or_path)
     policy = load_causal_lm(config.model_name_or_path, config.dtype, attn_implementation=config.attn_implementation)
     record.extra["attn_implementation"] = policy.config._attn_implementation

@@ -24,17 +24,21 @@ from trl.trainer.utils import pad
 from prift.sft.lengths import TruncationReport, measure_truncation
 from prift.sft.loss import priority_loss
 from prift.sft.methods import Method
+from prift.sft.objectives import TopK, online_logp_at, term_losses
 from prift.sft.priorities import adaptive_tau, apply_rule, get_rule, segment_ids
 from prift.sft.signals import SIGNAL_NAMES, signals_from_logits
 from prift.sft.sources import CACHE_COLUMN_PREFIX, EmaSource, LiveModelSource, zero_stage
+from prift.sft.topk import TOPK_FIELDS
 
 TOKEN_LABELS = "token_labels"
-EXTRA_COLUMNS = tuple(CACHE_COLUMN_PREFIX + name for name in SIGNAL_NAMES) + (TOKEN_LABELS,)
+EXTRA_COLUMNS = tuple(CACHE_COLUMN_PREFIX + name for name in SIGNAL_NAMES + TOPK_FIELDS) + (TOKEN_LABELS,)
+INTEGER_COLUMNS = (CACHE_COLUMN_PREFIX + "topk_ids",)
 
 
 class PriorityCollator(DataCollatorForLanguageModeling):
-    """TRL's collator, also carrying the per-token float columns (`ref_<signal>`, `token_labels`) exactly like
-    `input_ids`: right-padded with 0, or under padding-free (packed) batches concatenated into the one row."""
+    """TRL's collator, also carrying the per-token columns (`ref_<signal>`, `token_labels`, and the top-k ones, a
+    vector per token) exactly like `input_ids`: right-padded with 0, or under padding-free (packed) batches
+    concatenated into the one row. Float32, but `ref_topk_ids` int64."""
 
     @classmethod
     def like(cls, collator: DataCollatorForLanguageModeling) -> PriorityCollator:
@@ -45,7 +49,8 @@ class PriorityCollator(DataCollatorForLanguageModeling):
         extras = [c for c in EXTRA_COLUMNS if c in examples[0]]
         batch = super().torch_call([{k: v for k, v in ex.items() if k not in extras} for ex in examples])
         for column in extras:
-            values = [torch.tensor(ex[column], dtype=torch.float32) for ex in examples]
+            dtype = torch.long if column in INTEGER_COLUMNS else torch.float32
+            values = [torch.tensor(ex[column], dtype=dtype) for ex in examples]
             if self.padding_free:
                 values = [torch.cat(values)]
             batch[column] = pad(values, padding_value=0.0, padding_side="right",
@@ -202,11 +207,27 @@ class PriorityTrainer(SFTTrainer):
         return needs | ({"logp"} if self.rule.reference_signals else set())
 
     def _forward(self, model, inputs: dict, mask: torch.Tensor):
-        """Per-token log-probs (with grad) [B, T-1], online signals, and fused outputs (None on the logits path)."""
+        """Per-token log-probs (with grad) [B, T-1], online signals, and fused outputs (None on the logits path).
+
+        When the method reads the reference's top-k, the backbone's last hidden states are kept (with grad) in
+        `self._hidden` for `_topk`."""
         full_vocab = self._online_needs() - {"logp"}
         if not full_vocab:
-            outputs = model(**inputs, fused_lm_head=True)
+            hook = None
+            if self.method.needs_topk:
+                captured = []
+                backbone = self.accelerator.unwrap_model(model).base_model
+                hook = backbone.register_forward_hook(lambda m, a, out: captured.append(out.last_hidden_state))
+            try:
+                outputs = model(**inputs, fused_lm_head=True)
+            finally:
+                if hook is not None:
+                    hook.remove()
+                    self._hidden = captured[-1][:, :-1]
             return outputs.log_probs, {"logp": outputs.log_probs.detach()}, outputs
+        if self.method.needs_topk:
+            raise ValueError(f"rule {self.rule.name!r} on source=online builds full logits; the top-k loss terms and "
+                             "rules ride on TRL's fused head only: use another rule or source")
         labels = inputs["labels"][:, 1:]
         logits = model(**{k: v for k, v in inputs.items() if k != "labels"}).logits[:, :-1]
         logp = logits.float().log_softmax(-1).gather(-1, labels.clamp(min=0)[..., None]).squeeze(-1) * mask
@@ -235,8 +256,16 @@ class PriorityTrainer(SFTTrainer):
             signals.update({name: batch[name][:, 1:] for name in self.rule.data})
         if "position_ids" in inputs:  # sequences of a packed row, for rules that aggregate per sequence (TALR)
             signals["segments"] = segment_ids(inputs["position_ids"])[:, 1:]
+        token_loss, extra = -token_logp, None
+        if self.method.needs_topk:
+            topk = self._topk(model, batch, token_logp, mask)
+            if self.rule.topk:
+                signals.update(entropy=outputs.entropy.detach(), topk_kl=topk.kl("reverse").detach())
+            replaced, extra = term_losses(self.method.terms, topk)
+            token_loss = token_loss if replaced is None else replaced
+            self._log_topk_metrics(mode, topk, mask)
         weights = apply_rule(self.rule, signals, mask, **self.method.params)
-        loss = priority_loss(-token_logp, weights, mask, self.divisor, num_items_in_batch)
+        loss = priority_loss(token_loss, weights, mask, self.divisor, num_items_in_batch, extra)
         if self.divisor == "kept" or num_items_in_batch is None:
             # A mean over this micro-batch (kept tokens have no count across the accumulated batch): average it over
             # the accumulation steps here, since `loss_is_scaled_for_ga` tells the Trainer not to; DDP's gradient
@@ -248,6 +277,28 @@ class PriorityTrainer(SFTTrainer):
         self._log_priority_metrics(mode, token_logp.detach(), weights, mask, outputs, inputs)
         self._log_diagnostics(mode, token_logp.detach(), signals, mask)
         return loss
+
+    def _topk(self, model, batch: dict, token_logp: torch.Tensor, mask: torch.Tensor) -> TopK:
+        """The reference's top-k (cached or live) beside the online log-probs at its ids, with gradient, from the
+        hidden states `_forward` kept (`prift.sft.objectives.online_logp_at`)."""
+        if self.reference_source is None:
+            raise ValueError(f"method {self.method} reads the reference's top-k but no reference was configured")
+        ref = self.reference_source.topk(batch)
+        ref_target = self.reference_source.signals(batch, ("logp",))["logp"]
+        head = self.accelerator.unwrap_model(model).get_output_embeddings()
+        labels = batch["labels"][:, 1:]
+        hidden, self._hidden = self._hidden, None
+        online = online_logp_at(hidden, head.weight, getattr(head, "bias", None), ref["topk_ids"].long(), token_logp,
+                                labels, mask)
+        return TopK(ref["topk_ids"].long(), ref["topk_logp"].float() * mask[..., None],
+                    ref["topk_tail"].float() * mask, ref_target * mask, labels.clamp(min=0), online, token_logp)
+
+    def _log_topk_metrics(self, mode, topk: TopK, mask) -> None:
+        """KL_k(reference || online) and the reference's tail mass beyond its top-k, means over response tokens."""
+        maskf = mask.float()
+        count = max(float(maskf.sum()), 1.0)
+        self._metrics[mode]["topk_kl_ref_online"].append(float((topk.kl("forward").detach() * maskf).sum()) / count)
+        self._metrics[mode]["topk_ref_tail"].append(float((topk.ref_tail * maskf).sum()) / count)
 
     def _log_diagnostics(self, mode, token_logp, signals, mask) -> None:
         """The PriFT paper's training-time diagnostics on this batch's response tokens, averaged over each logging

@@ -67,3 +67,13 @@ def test_divisor(tiny_checkpoint, tmp_path, prift_cache):
     response, kept = (_first_step(runs[n]) for n in ("mass_response", "mass_kept"))
     # the same weights at step 1; dividing by the kept tokens only scales the loss by 1 / kept fraction
     assert kept["loss"] == pytest.approx(response["loss"] / response["kept_fraction"], rel=1e-3)
+
+
+def test_reference_objectives(tiny_checkpoint, tmp_path, prift_cache):
+    """ASFT, GIFT, EKSFT and PEAR beside NLL and PriFT-prob, all reading the one top-k reference cache."""
+    runs = _run("reference_objectives", tiny_checkpoint, tmp_path)
+    assert set(runs) == {"nll", "prift_prob", "asft", "gift", "eksft", "pear", "pear_sequence"}
+    assert len({record["fingerprints"]["reference_cache"] for name, record in runs.items() if name != "nll"}) == 1
+    assert runs["asft"]["method"]["rule"] == "prob"
+    assert _first_step(runs["asft"])["topk_kl_ref_online"] == pytest.approx(0.0, abs=1e-4)  # step 1: online == ref
+    assert _first_step(runs["eksft"])["kept_fraction"] < 0.85  # top 20% by entropy and by KL dropped
