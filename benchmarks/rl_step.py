@@ -113,11 +113,11 @@ def main() -> None:
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU, {torch.get_num_threads()} threads"
     print(f"# rl_step: {args.model} on {device}; {args.prompts} prompts x {args.generations} generations x "
           f"{args.tokens} tokens, {args.steps} steps; load average {os.getloadavg()[0]:.2f}")
-    variants = {"grpo (hf)": dict(rollout_backend="hf", loss_type="grpo"),
-                "dapo + dynamic sampling (hf)": dict(rollout_backend="hf", loss_type="dapo", dynamic_sampling=True,
+    variants = {"grpo (hf)": dict(backend="hf", loss_type="grpo"),
+                "dapo + dynamic sampling (hf)": dict(backend="hf", loss_type="dapo", dynamic_sampling=True,
                                                      max_refill_rounds=args.max_refill_rounds)}
     if BACKENDS["vllm"]() is None:
-        variants["grpo (vllm colocate)"] = dict(rollout_backend="vllm", vllm_mode="colocate", loss_type="grpo")
+        variants["grpo (vllm colocate)"] = dict(backend="vllm", vllm_mode="colocate", loss_type="grpo")
     with tempfile.TemporaryDirectory() as tmp:
         rows = [run_variant(args, name, str(Path(tmp) / str(i)), **kw) for i, (name, kw) in enumerate(variants.items())]
     print("\n| variant | step s | generation s | reward s | update s | rollout tokens/s | completions | refill |")

@@ -54,7 +54,7 @@ def make_config(args, method: str, mode: str, out: str):
 
     return PriftSFTConfig(
         top_k=args.top_k if resolve_method(method).needs_topk else None,
-        model_name_or_path=args.model, dataset=str(DATA), dataset_adapter="gsm8k", max_samples=args.rows,
+        model_name_or_path=args.model, dataset=str(DATA), dataset_format="gsm8k", max_samples=args.rows,
         method=method, reference_mode=mode, output_dir=out, max_steps=args.steps, max_length=args.max_length,
         per_device_train_batch_size=args.batch, logging_steps=1000, save_strategy="no", disable_tqdm=True,
         report_to="none", seed=0, reference_cache_dir=args.cache_dir, resume=False, dataloader_num_workers=0,
@@ -73,7 +73,7 @@ def build_trainer(config, policy=None):
     method = config.resolved_method()
     tokenizer = load_tokenizer(config.model_name_or_path)
     policy = policy if policy is not None else load_causal_lm(config.model_name_or_path, config.dtype)
-    dataset, _ = load_sft_dataset(config.dataset, adapter=config.dataset_adapter, max_samples=config.max_samples)
+    dataset, _ = load_sft_dataset(config.dataset, adapter=config.dataset_format, max_samples=config.max_samples)
     trainer = PriorityTrainer(model=policy, args=config, train_dataset=dataset, processing_class=tokenizer,
                               method=method, source=OnlineSource())
     source, reference, tokenized = _Setup(config, trainer.model, tokenizer, RunRecord("bench", config)).sources(

@@ -3,6 +3,11 @@
 YAML keys become `--key value` flags placed before the command-line flags, so the command line wins and every
 value goes through the same typed argparse conversion (a bad value is rejected with the key's name). Unknown YAML
 keys are rejected with the file, the key and the closest valid keys.
+
+One name for one thing in every command (docs/options.md): an old name stays accepted as a deprecated alias, in
+flags, YAML files and recipe sections, and says its new name once. A config class lists them as
+`renamed_options = {"model": "model_name_or_path"}`, and a bool renamed with the opposite sense as
+`negated_options = {"overwrite": "resume"}` (class attributes, not fields: `--help` shows the current names only).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import argparse
 import dataclasses
 import difflib
 import json
+import sys
 from pathlib import Path
 
 import yaml
@@ -47,6 +53,55 @@ def _yaml_to_flags(mapping: dict, valid: dict[str, argparse.Action], source: str
     return flags
 
 
+_SAID: set[str] = set()
+
+
+def _deprecated(old: str, new: str, where: str) -> None:
+    if old not in _SAID:
+        _SAID.add(old)
+        print(f"prift: {where}{old!r} is a deprecated name; use {new!r}", file=sys.stderr)
+
+
+_TRUE = ("true", "yes", "1", "on")
+
+
+def resolve_aliases(config_type: type, mapping: dict, where: str = "") -> dict:
+    """`mapping` (YAML keys) with deprecated names replaced by the current ones (a negated alias flips its bool)."""
+    renamed, negated = getattr(config_type, "renamed_options", {}), getattr(config_type, "negated_options", {})
+    out = {}
+    for key, value in mapping.items():
+        if key in renamed:
+            _deprecated(key, renamed[key], where)
+            key = renamed[key]
+        elif key in negated:
+            _deprecated(key, f"{negated[key]} (the opposite)", where)
+            key, value = negated[key], not (value if isinstance(value, bool) else str(value).lower() in _TRUE)
+        out[key] = value
+    return out
+
+
+def _rename_flags(config_type: type, argv: list[str]) -> list[str]:
+    """Deprecated flags under their current names: `--model X` -> `--model_name_or_path X`; a negated one,
+    `--overwrite [BOOL]` -> `--resume <not BOOL>`. Every other argument unchanged."""
+    renamed, negated = getattr(config_type, "renamed_options", {}), getattr(config_type, "negated_options", {})
+    out, args = [], list(argv)
+    while args:
+        arg = args.pop(0)
+        name, sep, value = arg[2:].partition("=") if arg.startswith("--") else ("", "", "")
+        if name in renamed:
+            _deprecated(f"--{name}", f"--{renamed[name]}", "")
+            out.append(f"--{renamed[name]}{sep}{value}")
+            continue
+        if name not in negated:
+            out.append(arg)
+            continue
+        if not sep:
+            value = args.pop(0) if args and args[0].lower() in (*_TRUE, "false", "no", "0", "off") else "true"
+        _deprecated(f"--{name}", f"--{negated[name]} (the opposite)", "")
+        out += [f"--{negated[name]}", "false" if value.lower() in _TRUE else "true"]
+    return out
+
+
 def parse_config(config_type: type, argv: list[str], prog: str, description: str = ""):
     """Parse `argv` (with an optional `--config FILE.yaml`) into one `config_type` instance."""
     parser = _RaisingParser(config_type, prog=prog, description=description,
@@ -59,8 +114,10 @@ def parse_config(config_type: type, argv: list[str], prog: str, description: str
         raise SystemExit(0)
     flags: list[str] = []
     path, argv = _split_config(argv)
+    argv = _rename_flags(config_type, argv)
     if path is not None:
-        mapping = read_yaml_mapping(path, "config file", "option names to values")
+        mapping = resolve_aliases(config_type, read_yaml_mapping(path, "config file", "option names to values"),
+                                  f"{path}: ")
         valid = {a.dest: a for a in parser._actions if a.dest not in ("help", "config")}
         flags = _yaml_to_flags(mapping, valid, str(path))
         _parse(parser, flags, source=f"{path}: ")

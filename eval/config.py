@@ -8,26 +8,33 @@ Unset `temperature`, `top_p` and `max_tokens` take each benchmark's own generati
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
+from prift.eval.benchmarks import benchmark_names
+from prift.eval.templates import TEMPLATES
 from prift.models.embedded import EMBEDDED_NAME
 from prift.models.loading import ATTENTION_HELP
 
 SAMPLING_FALLBACK = {"temperature": 0.0, "top_p": 1.0}  # where neither the user nor the benchmark sets them
+CHAT_SETTINGS = {"on": "true", "off": "false", "yes": "true", "no": "false", "1": "true", "0": "false"}
 
 
 @dataclass
 class EvalConfig:
     """Configuration of `prift eval`."""
 
-    model: str = field(
+    # the names every subcommand shares (docs/options.md); the old ones still work, with a note
+    renamed_options = {"model": "model_name_or_path", "limit": "max_samples", "chat_template": "use_chat_template",
+                       "vllm_max_model_len": "vllm_max_model_length"}
+    negated_options = {"overwrite": "resume"}
+
+    model_name_or_path: str = field(
         default=EMBEDDED_NAME,
         metadata={"help": "Checkpoint to evaluate: a hub id, a local HF checkpoint folder, or `smollm2-135m-instruct` "
                           "(the embedded SmolLM2-135M-Instruct)."})
     benchmarks: str = field(
         default="gsm8k",
-        metadata={"help": "Comma-separated benchmarks: gsm8k, math, math500, minerva, olympiadbench, aime24, amc23, "
-                          "humaneval, humaneval_plus, mbpp, mbpp_sanitized, mbpp_plus, livecodebench, medqa, medmcqa, "
-                          "mmlu_medical, pubmedqa; or `all` (every built-in one). NAME=PATH adds a math benchmark NAME from a local "
+        metadata={"help": f"Comma-separated benchmarks: {', '.join(benchmark_names())}; or `all` (every built-in one). NAME=PATH adds a math benchmark NAME from a local "
                           "jsonl/json file of your own: rows with `question` (or `problem`) and `answer`; a row's "
                           "`prompt`, if any, is the user message verbatim under `--template chat`. E.g. "
                           "`gsm8k,arith=data/arith.jsonl` (no commas in PATH); results and samples are keyed by NAME."})
@@ -38,16 +45,16 @@ class EvalConfig:
         default=None,
         metadata={"help": "Folder of benchmark data (<data_dir>/gsm8k/test.jsonl, ...); default $PRIFT_DATA_DIR, "
                           "else ../shared/data of the checkout when present, else each benchmark's hub id."})
-    limit: int | None = field(default=None, metadata={"help": "Evaluate only the first N problems of each benchmark."})
+    max_samples: int | None = field(default=None, metadata={"help": "Evaluate only the first N problems of each benchmark."})
     template: str = field(
         default="default",
-        metadata={"help": "Prompt template: qwen-boxed, qwen25-math-cot, chat, fewshot, or default (each "
+        metadata={"help": f"Prompt template: {', '.join(n for n in TEMPLATES.names() if n != 'default')}, or default (each "
                           "benchmark's own: qwen-boxed for math, chat otherwise). Per benchmark: "
                           "`gsm8k=fewshot,humaneval=chat` (others keep the default), or `NAME,gsm8k=fewshot`."})
-    chat_template: str = field(
+    use_chat_template: str = field(
         default="auto",
-        metadata={"help": "Render prompts with the tokenizer's chat template: on, off, or auto (on when the "
-                          "tokenizer has one, except for the fewshot template)."})
+        metadata={"help": "Render prompts with the tokenizer's chat template: true, false, or auto (true when the "
+                          "tokenizer has one, except for the fewshot template). on/off are read as true/false."})
     n: int = field(default=1, metadata={"help": "Samples per problem (k of avg@k, pass@k, maj@k)."})
     temperature: float | None = field(
         default=None, metadata={"help": "Sampling temperature; 0 = greedy. Default: each benchmark's harness's (greedy "
@@ -61,9 +68,9 @@ class EvalConfig:
         default_factory=list,
         metadata={"help": "Extra stop strings (the fewshot template adds its benchmark's own)."})
     seed: int = field(default=0, metadata={"help": "Sampling seed (each batch is seeded from it and its index)."})
-    backend: str = field(default="hf", metadata={"help": "Generation backend: hf (transformers, CPU-capable) or "
+    backend: Literal["hf", "vllm"] = field(default="hf", metadata={"help": "Generation backend: hf (transformers, CPU-capable) or "
                                                          "vllm (needs the vllm extra and a GPU)."})
-    dtype: str = field(default="auto", metadata={"help": "auto (bf16 on a bf16-capable GPU, else fp32), float32, "
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = field(default="auto", metadata={"help": "auto (bf16 on a bf16-capable GPU, else fp32), float32, "
                                                          "bfloat16, float16."})
     attn_implementation: str | None = field(
         default=None, metadata={"help": ATTENTION_HELP + " HF backend only (vLLM picks its own kernels)."})
@@ -113,7 +120,7 @@ class EvalConfig:
     vllm_tensor_parallel_size: int | None = field(
         default=None, metadata={"help": "vLLM: GPUs one model is split across; default all visible GPUs."})
     vllm_gpu_memory_utilization: float = field(default=0.9, metadata={"help": "vLLM: fraction of GPU memory."})
-    vllm_max_model_len: int | None = field(default=None, metadata={"help": "vLLM: context length limit."})
+    vllm_max_model_length: int | None = field(default=None, metadata={"help": "vLLM: context length limit."})
     perplexity: str | None = field(
         default=None,
         metadata={"help": "Also measure perplexity on a text dataset: a local .txt/.jsonl/.json file (`text` field) "
@@ -126,7 +133,10 @@ class EvalConfig:
     perplexity_max_tokens: int | None = field(
         default=None, metadata={"help": "Score only the first N tokens of the perplexity text."})
     progress: bool = field(default=True, metadata={"help": "Show progress bars (samples/s)."})
-    overwrite: bool = field(default=False, metadata={"help": "Discard samples already in output_dir."})
+    resume: bool = field(
+        default=True,
+        metadata={"help": "Keep the samples already in output_dir and generate only the missing ones (false: discard "
+                          "them and start over)."})
 
     def __post_init__(self) -> None:
         from prift.eval.backends import BACKENDS
@@ -138,8 +148,10 @@ class EvalConfig:
         for name in self.template_map().values():
             if name != "default" and name not in TEMPLATES:
                 raise ValueError(f"template: unknown template {name!r}; valid: {', '.join(TEMPLATES.names())}")
-        if self.chat_template not in ("auto", "on", "off"):
-            raise ValueError(f"chat_template: expected auto, on or off, got {self.chat_template!r}")
+        setting = str(self.use_chat_template).lower()  # a recipe's YAML bool arrives as a bool
+        self.use_chat_template = CHAT_SETTINGS.get(setting, setting)
+        if self.use_chat_template not in ("auto", "true", "false"):
+            raise ValueError(f"use_chat_template: expected auto, true or false, got {self.use_chat_template!r}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend: unknown backend {self.backend!r}; valid: {', '.join(BACKENDS.names())}")
         if self.perplexity_stride < 1 or self.perplexity_stride > self.perplexity_window:
@@ -208,7 +220,7 @@ class EvalConfig:
         if self.backend == "vllm":
             return {"dtype": self.dtype, "tensor_parallel_size": self.vllm_tensor_parallel_size, "seed": self.seed,
                     "gpu_memory_utilization": self.vllm_gpu_memory_utilization,
-                    "max_model_len": self.vllm_max_model_len}
+                    "max_model_len": self.vllm_max_model_length}
         return {"dtype": self.dtype, "device": self.device, "batch_size": self.batch_size,
                 "attn_implementation": self.attn_implementation}
 

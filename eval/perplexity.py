@@ -77,8 +77,8 @@ def perplexity_from_config(config, backend=None) -> dict:
     if model is None or tokenizer is None:
         from prift.models.loading import load_causal_lm, load_tokenizer
 
-        tokenizer = load_tokenizer(config.model)
-        model = load_causal_lm(config.model, config.dtype, config.device or "cpu")
+        tokenizer = load_tokenizer(config.model_name_or_path)
+        model = load_causal_lm(config.model_name_or_path, config.dtype, config.device or "cpu")
     texts, source = load_texts(config.perplexity, config.perplexity_split)
     ids = tokenizer("\n\n".join(texts), add_special_tokens=False)["input_ids"]
     if config.perplexity_max_tokens:

@@ -78,11 +78,11 @@ class BenchmarkRun:
                  rank: int = 0, world: int = 1) -> None:
         self.name, self.config, self.backend, self.rank, self.world = name, config, backend, rank, world
         self.bench: Benchmark = get_benchmark(item, config.data_dir, **config.benchmark_settings(name))
-        self.loaded = self.bench.load(config.limit)
+        self.loaded = self.bench.load(config.max_samples)
         self.template = resolve_template(config.template_for(name), self.bench)
-        self.chat = use_chat_template(self.template, tokenizer, config.chat_template)
+        self.chat = use_chat_template(self.template, tokenizer, config.use_chat_template)
         if self.chat and getattr(tokenizer, "chat_template", None) is None:  # refuse, rather than fail every prompt
-            raise ValueError(f"chat_template=on but the tokenizer of {config.model!r} has no chat template; use "
+            raise ValueError(f"use_chat_template=true but the tokenizer of {config.model_name_or_path!r} has no chat template; use "
                              "--chat_template off (plain prompts) or auto")
         self.tokenizer = tokenizer
         self.sampling: Sampling = config.sampling(stop_strings(self.template, self.bench), self.bench.generation)
@@ -91,7 +91,7 @@ class BenchmarkRun:
 
     def settings(self) -> dict:
         c = self.config
-        return {"model": c.model, "backend": c.backend, "template": self.template.name, "chat_template": self.chat,
+        return {"model": c.model_name_or_path, "backend": c.backend, "template": self.template.name, "chat_template": self.chat,
                 "sampling": asdict(self.sampling), "seed": c.seed, "chunk_size": c.problems_per_chunk(),
                 "benchmark_settings": self.bench.settings, "dtype": c.dtype}
 
@@ -199,7 +199,7 @@ class BenchmarkRun:
                   file=sys.stderr, flush=True)
         return {
             "benchmark": self.name, "task": self.bench.task, "split": self.bench.split,
-            "rows_documented": self.bench.rows, "rows_loaded": self.loaded.total_rows, "limit": self.config.limit,
+            "rows_documented": self.bench.rows, "rows_loaded": self.loaded.total_rows, "limit": self.config.max_samples,
             "template": self.template.name, "chat_template": self.chat, "sampling": asdict(self.sampling),
             "generation_defaults": self.bench.generation,
             "benchmark_settings": self.bench.settings, "data": self.loaded.sources,
@@ -235,13 +235,13 @@ def evaluate(config: EvalConfig, backend: Backend | None = None) -> Path:
     out = ensure_writable(config.output_dir)
     state = launch_state()
     record = RunRecord("eval", config, seed=config.seed)
-    backend = backend or make_backend(config.backend, config.model, **backend_settings(config, state))
+    backend = backend or make_backend(config.backend, config.model_name_or_path, **backend_settings(config, state))
     tokenizer = getattr(backend, "tokenizer", None)
     if tokenizer is None:
         from prift.models.loading import load_tokenizer
 
-        tokenizer = load_tokenizer(config.model)
-    record.extra["model"] = {"name": config.model, **backend.describe()}
+        tokenizer = load_tokenizer(config.model_name_or_path)
+    record.extra["model"] = {"name": config.model_name_or_path, **backend.describe()}
     if state.num_processes > 1:
         record.extra["processes"] = state.num_processes  # generation_s and grading_s add up all ranks
     results: dict[str, dict] = {}
@@ -252,7 +252,7 @@ def evaluate(config: EvalConfig, backend: Backend | None = None) -> Path:
         if state.is_main_process:
             write_json_atomic(path, record.payload(results=results, failed=failed))
 
-    if config.overwrite:  # before any rank reads the samples already there
+    if not config.resume:  # before any rank reads the samples already there
         if state.is_main_process:
             for name in config.benchmark_items():
                 discard_samples(samples_path(out, name))

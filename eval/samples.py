@@ -43,7 +43,7 @@ def shard_files(path: Path) -> list[Path]:
 
 
 def discard_samples(path: str | Path) -> None:
-    """Delete the samples file ``path`` and all its shards (``--overwrite``)."""
+    """Delete the samples file ``path`` and all its shards (``--resume false``)."""
     path = Path(path)
     for file in [path, *shard_files(path)]:
         file.unlink(missing_ok=True)
@@ -69,7 +69,7 @@ class SampleStore:
                 diff = {k: (previous.get(k), settings.get(k)) for k in settings.keys() | previous.keys()
                         if previous.get(k) != settings.get(k)}
                 raise SettingsMismatch(f"{self.path} holds samples generated with other settings {diff} (old, new); "
-                                       "use another output_dir or --overwrite true")
+                                       "use another output_dir or --resume false")
         write_json_atomic(self.settings_path, settings)
         self.rows: dict[Key, dict] = {}
         self._load()

@@ -85,12 +85,12 @@ def resolve_template(name: str, benchmark: Benchmark) -> Template:
 
 
 def use_chat_template(tmpl: Template, tokenizer, setting: str = "auto") -> bool:
-    """``on``/``off``, or ``auto`` = the template's default when the tokenizer has a chat template."""
-    if setting not in ("auto", "on", "off"):
-        raise ValueError(f"chat_template: expected auto, on or off, got {setting!r}")
+    """``true``/``false``, or ``auto`` = the template's default when the tokenizer has a chat template."""
+    if setting not in ("auto", "true", "false"):
+        raise ValueError(f"use_chat_template: expected auto, true or false, got {setting!r}")
     if setting == "auto":
         return tmpl.chat_default and getattr(tokenizer, "chat_template", None) is not None
-    return setting == "on"
+    return setting == "true"
 
 
 def render(tmpl: Template, benchmark: Benchmark, problem: Problem, tokenizer=None, chat: bool = False) -> str:

@@ -112,7 +112,7 @@ def run_diagnostics(config: DiagnosticsRun) -> Path:
     out = Path(config.output_dir)
     record = RunRecord("diagnostics", config)
     tokenizer = load_tokenizer(config.reference)
-    rows, provenance = load_sft_dataset(spec.dataset, split=spec.dataset_split, adapter=spec.dataset_adapter,
+    rows, provenance = load_sft_dataset(spec.dataset, split=spec.dataset_split, adapter=spec.dataset_format,
                                         max_samples=spec.samples)
     record.extra["data"] = provenance
     encoded = [encode(tokenizer, row, spec.max_length) for row in rows]

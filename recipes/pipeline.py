@@ -225,7 +225,7 @@ def describe_plan(stages: list[Stage]) -> str:
     width = max(len(s.name) for s in stages)
     lines = []
     for s in stages:
-        inputs = ", ".join(s.deps) or getattr(s.config, "model_name_or_path", None) or getattr(s.config, "model", "")
+        inputs = ", ".join(s.deps) or getattr(s.config, "model_name_or_path", None)
         via = f"  via {shlex.join(s.launch)}" if s.launch else ""
         lines.append(f"  {s.action:<6}  {s.name:<{width}}  <- {inputs}  -> {s.output}{via}")
     return "\n".join(lines)

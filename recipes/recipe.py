@@ -8,8 +8,8 @@
     variants: [nll, dft, {name: mass04, method: prift_mass, rule_params: {threshold: 0.4}}]
     rl: {dataset: ..., budget: 8, budget_unit: prompts, ...}   # PriftRLConfig fields; null = no RL stage
     rl_from_base: true              # also RL the base model under the same budget (the control arm)
-    eval: {benchmarks: arith=../data/arith/test.jsonl,gsm8k, n: 1, limit: 32, ...}   # EvalConfig fields
-    eval_overrides: {gsm8k: {limit: 4, max_tokens: 160}}   # EvalConfig fields for one benchmark only
+    eval: {benchmarks: arith=../data/arith/test.jsonl,gsm8k, n: 1, max_samples: 32, ...}   # EvalConfig fields
+    eval_overrides: {gsm8k: {max_samples: 4, max_tokens: 160}}   # EvalConfig fields for one benchmark only
     diagnostics: {dataset: ..., samples: 16}       # held-out rows for the PriFT paper's figures; null = none
     unavailable_benchmarks: [aime24]  # benchmarks the paper used that prift cannot evaluate yet (reported)
     launch: {sft: accelerate launch --config_file ../accelerate/multi_gpu.yaml}   # see prift.recipes.launch
@@ -34,7 +34,7 @@ from pathlib import Path
 
 import yaml
 
-from prift.core.config import ConfigError, read_yaml_mapping
+from prift.core.config import ConfigError, read_yaml_mapping, resolve_aliases
 from prift.eval.benchmarks import benchmark_names
 from prift.eval.config import EvalConfig
 from prift.recipes.launch import parse_launch
@@ -46,7 +46,7 @@ from prift.sft.methods import METHODS
 SECTIONS = {
     "sft": (PriftSFTConfig, ("model_name_or_path", "output_dir", "method", "reference_model", "seed")),
     "rl": (PriftRLConfig, ("model_name_or_path", "output_dir", "seed")),
-    "eval": (EvalConfig, ("model", "output_dir", "seed")),
+    "eval": (EvalConfig, ("model_name_or_path", "output_dir", "seed")),
 }
 PATH_KEYS = ("dataset", "data_dir", "base_model", "reference_model", "reference_cache_dir", "perplexity")
 # RL fields that define how much an init may spend: every init must get the same values
@@ -71,7 +71,7 @@ class Diagnostics:
 
     dataset: str  # SFT-style data: prompt/completion or messages file, or an SFT adapter name (gsm8k, math)
     dataset_split: str = "test"
-    dataset_adapter: str = "auto"
+    dataset_format: str = "auto"
     samples: int = 16  # rows scored per checkpoint
     example: int = 0  # row of the token heatmap (Fig 5)
     max_length: int = 512
@@ -86,8 +86,8 @@ class EvalSuite:
     output_dir: str
 
     @property
-    def model(self) -> str:
-        return next(iter(self.configs.values())).model
+    def model_name_or_path(self) -> str:
+        return next(iter(self.configs.values())).model_name_or_path
 
 
 @dataclass
@@ -149,7 +149,7 @@ class Recipe:
         items = _build(EvalConfig, self.eval, f"{self.path}: eval").benchmark_items()
         configs = {}
         for bench, item in items.items():
-            fields = {**self.eval, **self.eval_overrides.get(bench, {}), "benchmarks": item, "model": str(model),
+            fields = {**self.eval, **self.eval_overrides.get(bench, {}), "benchmarks": item, "model_name_or_path": str(model),
                       "output_dir": str(Path(output_dir) / bench), "seed": self.seed}
             configs[bench] = _build(EvalConfig, fields, f"{self.path}: eval ({bench})")
         return EvalSuite(configs, str(output_dir))
@@ -173,7 +173,7 @@ def describe_recipe(recipe: Recipe) -> str:
         rl = recipe.rl_config(recipe.rl_inits()[0], "init", "out")
         lines.append(f"  RL: one budget of {rl.budget} {rl.budget_unit} for each of {', '.join(recipe.rl_inits())}")
     for bench, ev in recipe.eval_config(recipe.base_model, "out").configs.items():
-        lines.append(f"  eval {bench}: n={ev.n}, T={ev.temperature}, max_tokens={ev.max_tokens}, limit={ev.limit}, "
+        lines.append(f"  eval {bench}: n={ev.n}, T={ev.temperature}, max_tokens={ev.max_tokens}, max_samples={ev.max_samples}, "
                      f"template={ev.template_for(bench)}")
     return "\n".join(lines + [f"  NOTE: {n}" for n in recipe.report_notes()])
 
@@ -205,6 +205,7 @@ def _section(raw: dict, name: str, path: Path) -> dict:
     if not isinstance(mapping, dict):
         raise ConfigError(f"{path}: {name}: expected a mapping of {SECTIONS[name][0].__name__} fields")
     config_type, owned = SECTIONS[name]
+    mapping = resolve_aliases(config_type, mapping, f"{path}: {name}: ")
     _check_keys(mapping, {f.name for f in dataclasses.fields(config_type)}, owned, f"{path}: {name}")
     mapping = _resolve_paths(mapping, path)
     if name == "eval" and isinstance(mapping.get("benchmarks"), str):
@@ -242,6 +243,7 @@ def _variant(entry, path: Path) -> Variant:
     name = str(entry.pop("name", method))
     rl = entry.pop("rl", None) or {}
     where = f"{path}: variant {name!r}"
+    entry, rl = resolve_aliases(PriftSFTConfig, entry, f"{where}: "), resolve_aliases(PriftRLConfig, rl, f"{where}: rl: ")
     _check_keys(entry, {f.name for f in dataclasses.fields(PriftSFTConfig)}, SECTIONS["sft"][1], where)
     _check_keys(rl, {f.name for f in dataclasses.fields(PriftRLConfig)}, SECTIONS["rl"][1], f"{where}: rl")
     return Variant(name, method, _resolve_paths(entry, path), _resolve_paths(rl, path))
@@ -305,7 +307,8 @@ def load_recipe(path: str | Path, output_dir: str | None = None, base_model: str
 
 
 def _eval_overrides(raw: dict, path: Path, benchmarks: list[str]) -> dict:
-    overrides = raw.get("eval_overrides") or {}
+    overrides = {bench: resolve_aliases(EvalConfig, mapping or {}, f"{path}: eval_overrides: {bench}: ")
+                 for bench, mapping in (raw.get("eval_overrides") or {}).items()}
     for bench, mapping in overrides.items():
         if bench not in benchmarks:
             raise ConfigError(f"{path}: eval_overrides: {bench!r} is not in eval.benchmarks ({', '.join(benchmarks)})")

@@ -24,12 +24,14 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
 from transformers import TrainerCallback
 
 from prift.core.provenance import write_json_atomic
 
-UNITS = ("steps", "prompts", "completions", "tokens")
+BudgetUnit = Literal["steps", "prompts", "completions", "tokens"]
+UNITS = get_args(BudgetUnit)
 BUDGET_FILE = "budget.json"
 
 

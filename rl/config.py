@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal
 
 from trl import GRPOConfig
 
 from prift.core.console import ConsoleArguments
+from prift.core.datasets import DATASETS
 from prift.models.embedded import EMBEDDED_NAME
 from prift.models.hardware import HardwareDefaults, parse_mapping
 from prift.models.loading import ATTENTION_HELP
-from prift.rl.budget import UNITS
+from prift.rewards.registry import reward_names
+from prift.rl.budget import UNITS, BudgetUnit
 from prift.rl.rollout import resolve_backend
 
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")  # TRL 1.16's GRPO losses
@@ -36,6 +39,8 @@ class PriftRLConfig(HardwareDefaults, ConsoleArguments, GRPOConfig):
     r_i = sum_f w_f r_f,i; advantages are A_i = (r_i - mean_G(r)) / (std_G(r) + 1e-4) (`scale_rewards=group`).
     """
 
+    renamed_options = {"rollout_backend": "backend", "validation_limit": "validation_max_samples"}  # docs/options.md
+
     model_name_or_path: str = field(
         default=EMBEDDED_NAME,
         metadata={"aliases": ["--model"], "help": "Start checkpoint (typically a `prift sft` output): a local HF checkpoint folder, a hub id, "
@@ -45,7 +50,7 @@ class PriftRLConfig(HardwareDefaults, ConsoleArguments, GRPOConfig):
         metadata={"help": "Tokenizer (and chat template) that renders prompts; default: the start checkpoint's own. "
                           "Its chat template and EOS must equal the start checkpoint's, else the run stops with an "
                           "error naming both."})
-    dtype: str = field(
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = field(
         default="auto",
         metadata={"help": "Dtype the policy is loaded in: auto (bf16 on a bf16-capable GPU, else fp32), float32, "
                           "bfloat16 or float16."})
@@ -53,14 +58,15 @@ class PriftRLConfig(HardwareDefaults, ConsoleArguments, GRPOConfig):
         default=None, metadata={"help": ATTENTION_HELP + " Used by the policy (training and HF rollouts)."})
     dataset: str = field(
         default="gsm8k",
-        metadata={"help": "Prompts with gold fields: a built-in name (gsm8k, math, mbpp) or a local "
+        metadata={"help": f"Prompts with gold fields: a built-in dataset ({', '.join(DATASETS.names())}; prompts as SFT and eval ask them) or a local "
                           ".jsonl/.json/.parquet/.csv file with a `prompt` column plus the gold columns its rewards "
                           "read (`answer`, `tests`, ...)."})
     dataset_split: str = field(default="train", metadata={"help": "Split of a built-in dataset."})
     dataset_format: str = field(
         default="auto",
-        metadata={"help": "Row format of a local file: gsm8k (question/answer), math (problem/solution), mbpp "
-                          "(text/test_list), prompt (a prompt column + gold columns), or auto (by its columns)."})
+        metadata={"help": "Row format of a local file: a built-in dataset's layout ("
+                          + ", ".join(f"{name}: {'/'.join(DATASETS.get(name).fields)}" for name in DATASETS.names())
+                          + "), prompt (a prompt column + gold columns), or auto (by its columns)."})
     data_dir: str | None = field(
         default=None,
         metadata={"help": "Folder of local benchmark data (<data_dir>/gsm8k/train.jsonl, ...); default "
@@ -76,9 +82,8 @@ class PriftRLConfig(HardwareDefaults, ConsoleArguments, GRPOConfig):
                           "text prompts, for base models without a template)."})
     rewards: list[str] = field(
         default_factory=lambda: ["math_accuracy"],
-        metadata={"aliases": ["--reward"], "help": "Reward functions summed into r (weights: --reward_weights): registered names (see "
-                          "prift.rewards.registry: math_accuracy, gsm8k_numeric, multiple_choice, code_pass, "
-                          "code_pass_fraction, format_boxed) or dotted paths 'pkg.module:function'."})
+        metadata={"aliases": ["--reward"], "help": "Reward functions summed into r (weights: --reward_weights): registered names ("
+                          f"{', '.join(reward_names())}) or dotted paths 'pkg.module:function'."})
     reward_settings: dict | str | None = field(
         default=None,
         metadata={"help": "Settings per reward as a JSON/YAML mapping, e.g. '{\"code_pass\": {\"timeout_s\": 5}}'."})
@@ -109,7 +114,7 @@ class PriftRLConfig(HardwareDefaults, ConsoleArguments, GRPOConfig):
         default=4,
         metadata={"help": "Cap on extra generation rounds per step. When it is reached with too few varying groups, "
                           "the batch is filled with zero-variance groups whose tokens are masked out of the loss."})
-    budget_unit: str = field(
+    budget_unit: BudgetUnit = field(
         default="steps",
         metadata={"help": f"Unit of --budget: {', '.join(UNITS)} (prompts, completions and tokens include what "
                           "dynamic sampling's refills generate)."})
@@ -118,7 +123,7 @@ class PriftRLConfig(HardwareDefaults, ConsoleArguments, GRPOConfig):
         metadata={"help": "Stop once this much of --budget_unit is spent (steps, prompts and completions exactly; "
                           "tokens at the first step reaching it) and record the spend in run.json. Default: no "
                           "budget (max_steps / num_train_epochs decide)."})
-    rollout_backend: str = field(
+    backend: Literal["auto", "vllm", "hf"] = field(
         default="auto",
         metadata={"help": "Who generates rollouts: vllm (TRL's vLLM integration, see --vllm_mode colocate|server and "
                           "--vllm_gpu_memory_utilization), hf (model.generate), or auto (vllm when installed and a "
@@ -132,13 +137,13 @@ class PriftRLConfig(HardwareDefaults, ConsoleArguments, GRPOConfig):
     validation_steps: int = field(
         default=0, metadata={"help": "Validate every N optimizer steps (and after the last one); 0 with "
                                      "validation_benchmarks set is an error."})
-    validation_limit: int | None = field(
+    validation_max_samples: int | None = field(
         default=64, metadata={"help": "Problems per validation benchmark (the first N; None = all)."})
     validation_n: int = field(default=1, metadata={"help": "Samples per validation problem (k of avg@k/pass@k)."})
     validation_temperature: float = field(default=0.0, metadata={"help": "Validation sampling temperature; 0 = greedy."})
     validation_max_tokens: int | None = field(
         default=None, metadata={"help": "Maximum new tokens per validation sample; default max_completion_length."})
-    checkpoint_choice: str = field(
+    checkpoint_choice: Literal["final", "best"] = field(
         default="final",
         metadata={"help": "The model output_dir ends with: final (the last step's) or best (the validation step "
                           "with the highest avg@k on the first validation benchmark; needs validation_benchmarks). "
@@ -162,8 +167,8 @@ class PriftRLConfig(HardwareDefaults, ConsoleArguments, GRPOConfig):
         if isinstance(self.reward_settings, str):
             self.reward_settings = parse_mapping("reward_settings", self.reward_settings,
                                                  '{"code_pass": {"timeout_s": 5}}')
-        self.rollout_backend = resolve_backend("vllm" if self.use_vllm else self.rollout_backend)
-        self.use_vllm = self.rollout_backend == "vllm"
+        self.backend = resolve_backend("vllm" if self.use_vllm else self.backend)
+        self.use_vllm = self.backend == "vllm"
         if self.loss_type not in LOSS_TYPES:
             raise ValueError(f"loss_type: TRL offers {', '.join(LOSS_TYPES)}; got {self.loss_type!r}")
         if self.importance_sampling_level not in ("token", "sequence"):

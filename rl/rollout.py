@@ -35,8 +35,8 @@ def resolve_backend(requested: str) -> str:
     if requested == "auto":
         return next(name for name, missing in BACKENDS.items() if missing() is None)
     if requested not in BACKENDS:
-        raise ValueError(f"rollout_backend: unknown value {requested!r}; valid: auto, {', '.join(BACKENDS)}")
+        raise ValueError(f"backend: unknown value {requested!r}; valid: auto, {', '.join(BACKENDS)}")
     reason = BACKENDS[requested]()
     if reason is not None:
-        raise ValueError(f"rollout_backend={requested!r} cannot run here: {reason}")
+        raise ValueError(f"backend={requested!r} cannot run here: {reason}")
     return requested

@@ -131,11 +131,11 @@ def run_rl(config: PriftRLConfig) -> Path:
         policy.config, "max_position_embeddings", None)
     provenance.update(overlong_prompts(config, tokenizer, dataset, context, provenance["source"]))
     check_checkpoint_space(config.output_dir, policy, config)
-    record.extra["rollout"] = {"backend": config.rollout_backend,
+    record.extra["rollout"] = {"backend": config.backend,
                                **({"vllm_mode": config.vllm_mode,
                                    "vllm_gpu_memory_utilization": config.vllm_gpu_memory_utilization}
                                   if config.use_vllm else {})}
-    print(f"[prift] rl: {config.loss_type} loss, G={config.num_generations}, rollouts by {config.rollout_backend}, "
+    print(f"[prift] rl: {config.loss_type} loss, G={config.num_generations}, rollouts by {config.backend}, "
           f"rewards {', '.join(rewards)}, budget {config.budget or 'none'} {config.budget_unit}", flush=True)
     budget = Budget(config.budget_unit, config.budget, config.num_generations)
     trainer = PriftGRPOTrainer(model=policy, reward_funcs=list(rewards.values()), args=config, train_dataset=dataset,

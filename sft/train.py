@@ -169,7 +169,7 @@ def prepare(config: PriftSFTConfig, training: bool = True) -> Prepared:
     policy = load_causal_lm(config.model_name_or_path, config.dtype, attn_implementation=config.attn_implementation)
     record.extra["attn_implementation"] = policy.config._attn_implementation
     dataset, provenance = load_sft_dataset(
-        config.dataset, split=config.dataset_split, adapter=config.dataset_adapter, data_dir=config.data_dir,
+        config.dataset, split=config.dataset_split, adapter=config.dataset_format, data_dir=config.data_dir,
         max_samples=config.max_samples, chat_template=config.use_chat_template, messages_loss=config.messages_loss)
     record.extra["data"] = provenance
     check_chat_template(tokenizer, dataset, config, provenance)

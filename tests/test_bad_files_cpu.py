@@ -128,7 +128,7 @@ def test_a_benchmark_whose_data_cannot_load_is_recorded_and_the_others_still_run
 
     empty = tmp_path / "no-data"  # neither minerva_math/test.jsonl here nor the hub (offline)
     empty.mkdir()
-    config = EvalConfig(model=str(tiny_checkpoint), benchmarks=f"minerva,arith={arith_benchmark}", data_dir=str(empty),
+    config = EvalConfig(model_name_or_path=str(tiny_checkpoint), benchmarks=f"minerva,arith={arith_benchmark}", data_dir=str(empty),
                         output_dir=str(tmp_path / "ev"), max_tokens=2, progress=False)
     with pytest.raises(BenchmarkUnavailable, match="minerva") as err:
         evaluate(config)

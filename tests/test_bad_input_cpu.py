@@ -192,8 +192,8 @@ def test_rl_chat_prompts_without_a_chat_template_fail_before_training(tmp_path, 
 def _eval_config(model, benchmark: Path, out: Path, chat_template: str):
     from prift.eval.config import EvalConfig
 
-    return EvalConfig(model=str(model), benchmarks=f"arith={benchmark}", output_dir=str(out), max_tokens=2,
-                      chat_template=chat_template, progress=False)
+    return EvalConfig(model_name_or_path=str(model), benchmarks=f"arith={benchmark}", output_dir=str(out), max_tokens=2,
+                      use_chat_template=chat_template, progress=False)
 
 
 def test_eval_auto_chat_template_falls_back_to_plain_prompts(tmp_path, no_template, arith_benchmark):

@@ -61,8 +61,8 @@ def run(tmp_path_factory, tiny_checkpoint):
         handle.writelines(json.dumps(r) + "\n" for r in ours)
     (data_dir / "livecodebench").symlink_to(DATA / "livecodebench")
     out = tmp_path_factory.mktemp("run")
-    config = EvalConfig(model=str(tiny_checkpoint), benchmarks="humaneval_plus,livecodebench", n=2, temperature=1.0,
-                        limit=3, output_dir=str(out), data_dir=str(data_dir), progress=False)
+    config = EvalConfig(model_name_or_path=str(tiny_checkpoint), benchmarks="humaneval_plus,livecodebench", n=2, temperature=1.0,
+                        max_samples=3, output_dir=str(out), data_dir=str(data_dir), progress=False)
     evaluate(config, backend=ScriptedBackend(load_tokenizer(str(tiny_checkpoint)), answers))
     return out, rows
 

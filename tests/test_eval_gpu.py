@@ -34,7 +34,7 @@ def _completions(config: EvalConfig) -> list[str]:
 
 
 def _config(model, root, name, **overrides) -> EvalConfig:
-    return EvalConfig(model=str(model), benchmarks="gsm8k", data_dir=str(root / "data"), max_tokens=12,
+    return EvalConfig(model_name_or_path=str(model), benchmarks="gsm8k", data_dir=str(root / "data"), max_tokens=12,
                       dtype="float32", output_dir=str(root / name), progress=False, **overrides)
 
 

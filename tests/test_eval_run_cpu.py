@@ -62,7 +62,7 @@ def _samples(run_dir: Path, name: str) -> dict:
 
 @needs_data
 def test_resume_after_kill_gives_identical_results_without_regenerating(tmp_path, tiny, hf_backend):
-    settings = dict(model=str(tiny), benchmarks="gsm8k,mmlu_medical", limit=6, n=2, temperature=1.0,
+    settings = dict(model_name_or_path=str(tiny), benchmarks="gsm8k,mmlu_medical", max_samples=6, n=2, temperature=1.0,
                     max_tokens=6, chunk_size=2, seed=3, progress=False)
     full = CountingBackend(hf_backend)
     evaluate(EvalConfig(output_dir=str(tmp_path / "a"), **settings), backend=full)

@@ -31,7 +31,7 @@ sft: {{dataset: {data}, max_length: 128, per_device_train_batch_size: {per_devic
       dtype: float32, dataloader_pin_memory: false}}
 variants: [prift_mass]
 rl: null
-eval: {{benchmarks: gsm8k, data_dir: {eval_data}, limit: 2, max_tokens: 4, batch_size: 2, progress: false}}
+eval: {{benchmarks: gsm8k, data_dir: {eval_data}, max_samples: 2, max_tokens: 4, batch_size: 2, progress: false}}
 {extra}
 """
 

@@ -47,10 +47,10 @@ variants: [nll, prift_mass]
 rl: {{dataset: {data}/arith/rl.jsonl, rewards: [math_accuracy, "{module}:kill_switch"], num_generations: 2,
      per_device_train_batch_size: 4, max_completion_length: 8, temperature: 1.0, learning_rate: {rl_lr},
      budget: 6, budget_unit: prompts, save_strategy: steps, save_steps: 1, disable_tqdm: true, dtype: float32,
-     validation_benchmarks: "arith={data}/arith/test.jsonl", validation_steps: 2, validation_limit: 2,
+     validation_benchmarks: "arith={data}/arith/test.jsonl", validation_steps: 2, validation_max_samples: 2,
      validation_max_tokens: 8}}
 rl_from_base: true
-eval: {{benchmarks: "arith={data}/arith/test.jsonl", limit: 4, max_tokens: 8, batch_size: 4, progress: false}}
+eval: {{benchmarks: "arith={data}/arith/test.jsonl", max_samples: 4, max_tokens: 8, batch_size: 4, progress: false}}
 diagnostics: {{dataset: {data}/arith/test.jsonl, samples: 3}}
 """
 

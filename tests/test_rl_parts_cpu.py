@@ -122,7 +122,7 @@ def test_config_defaults_follow_dapo_and_the_hardware():
     assert (config.loss_type, config.beta, config.epsilon_high, config.lr_scheduler_type) == ("dapo", 0.0, 0.28,
                                                                                               "constant")
     if not torch.cuda.is_available():
-        assert not config.bf16 and not config.activation_checkpointing and config.rollout_backend == "hf"
+        assert not config.bf16 and not config.activation_checkpointing and config.backend == "hf"
 
 
 @pytest.mark.parametrize(("unit", "amount", "max_steps"), [("steps", 5, 5), ("completions", 20, 3),
@@ -197,12 +197,12 @@ def test_overlong_buffer_adds_the_soft_overlong_reward_once():
     assert listed.rewards == ["math_accuracy", "soft_overlong"] and listed.reward_weights is None
 
 
-def test_rollout_backend_choice():
+def test_backend_choice():
     assert resolve_backend("hf") == "hf"
     assert resolve_backend("auto") == next(n for n, missing in BACKENDS.items() if missing() is None)
     if BACKENDS["vllm"]() is not None:
-        with pytest.raises(ValueError, match="rollout_backend='vllm' cannot run here"):
-            _config(rollout_backend="vllm")
+        with pytest.raises(ValueError, match="backend='vllm' cannot run here"):
+            _config(backend="vllm")
     with pytest.raises(ValueError, match="unknown value 'sglang'"):
         resolve_backend("sglang")
 

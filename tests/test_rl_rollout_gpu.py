@@ -26,14 +26,14 @@ def _run(tiny_checkpoint, tmp_path, **overrides) -> dict:
 
 
 def test_gpu_defaults_and_hf_rollouts_with_dynamic_sampling(tiny_checkpoint, tmp_path):
-    run = _run(tiny_checkpoint, tmp_path, rollout_backend="hf", dynamic_sampling=True, max_refill_rounds=1)
+    run = _run(tiny_checkpoint, tmp_path, backend="hf", dynamic_sampling=True, max_refill_rounds=1)
     assert run["config"]["bf16"] == torch.cuda.is_bf16_supported() and run["config"]["activation_checkpointing"]
     assert run["rollout"]["backend"] == "hf" and run["budget"]["spent"]["steps"] == 2
 
 
 @pytest.mark.skipif(not HAS_VLLM, reason="needs the vllm extra")
 def test_vllm_colocate_rollouts(tiny_checkpoint, tmp_path):
-    run = _run(tiny_checkpoint, tmp_path, rollout_backend="vllm", vllm_mode="colocate",
+    run = _run(tiny_checkpoint, tmp_path, backend="vllm", vllm_mode="colocate",
                vllm_gpu_memory_utilization=0.2)
     assert run["rollout"] == {"backend": "vllm", "vllm_mode": "colocate", "vllm_gpu_memory_utilization": 0.2}
     assert run["budget"]["spent"]["completions"] == 16

@@ -421,14 +421,14 @@ def test_validation_during_rl_is_prift_eval_at_those_steps_and_leaves_training_u
     plain_calls = [(c["step"], c["ids"]) for c in CALLS]
     CALLS.clear()
     validated = config(tiny_checkpoint, prompts_jsonl, tmp_path / "val", budget=4, validation_benchmarks=bench,
-                       validation_steps=2, validation_limit=4, validation_max_tokens=8, checkpoint_choice="best")
+                       validation_steps=2, validation_max_samples=4, validation_max_tokens=8, checkpoint_choice="best")
     run = record(run_rl(validated))
     steps = [h for h in run["log_history"] if "validation/arith/avg@1" in h]
     assert [h["step"] for h in steps] == [2, 4]
     assert run["budget"]["spent"] == plain["budget"]["spent"] | {"wall_time_s": ANY}
     assert [(c["step"], c["ids"]) for c in CALLS] == plain_calls  # the same rollouts after each validation
     for step in (2, 4):
-        again = evaluate(EvalConfig(model=str(tmp_path / "val" / f"checkpoint-{step}"), benchmarks=bench, limit=4,
+        again = evaluate(EvalConfig(model_name_or_path=str(tmp_path / "val" / f"checkpoint-{step}"), benchmarks=bench, max_samples=4,
                                     max_tokens=8, output_dir=str(tmp_path / f"eval-{step}"), progress=False))
         expected = json.loads(again.read_text())["results"]["arith"]["metrics"]["avg@1"]["value"]
         assert next(h for h in steps if h["step"] == step)["validation/arith/avg@1"] == expected

@@ -40,7 +40,7 @@ def _prepared(tmp_path, tiny_checkpoint, sft_config, row, chat, **overrides):
     data = tmp_path / "rows.jsonl"
     data.write_text(json.dumps(row) + "\n" + json.dumps(row) + "\n")
     adapter = "gsm8k" if "question" in row else "auto"
-    config = sft_config(tiny_checkpoint, data, tmp_path / "out", use_chat_template=chat, dataset_adapter=adapter,
+    config = sft_config(tiny_checkpoint, data, tmp_path / "out", use_chat_template=chat, dataset_format=adapter,
                         **overrides)
     return prepare(config, training=False)
 

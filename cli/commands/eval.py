@@ -1,6 +1,6 @@
 """`prift eval`: generate, grade and score benchmarks for one checkpoint; resumable.
 
-    prift eval --model smollm2-135m-instruct --benchmarks gsm8k,math500,humaneval --n 16 --temperature 1.0 \
+    prift eval --model_name_or_path smollm2-135m-instruct --benchmarks gsm8k,math500,humaneval --n 16 --temperature 1.0 \
         --template qwen-boxed --output_dir outputs/eval/base
 
 Writes <output_dir>/samples/<benchmark>.jsonl (one graded sample per line) and <output_dir>/results.json, and
