@@ -103,3 +103,30 @@ def test_a_checkpoint_whose_eos_is_the_turn_end_is_not_warned_about(tmp_path, ti
     results = json.loads(evaluate(config).read_text())["results"]["arith"]
     assert results["stops"]["tokens"] == ["<|im_end|>"] and results["stops"]["token_ids"] == [2]
     assert "turn end" not in capsys.readouterr().err
+
+
+def test_vllm_backend_passes_the_stop_tokens_and_reads_the_checkpoints_generation_config(monkeypatch, runs_on):
+    """No vLLM on the CPU machines: a stand-in ``vllm`` module records what the backend hands to it."""
+    import sys
+    from types import SimpleNamespace
+
+    from prift.eval.backend_vllm import VLLMBackend
+    from prift.eval.backends import Sampling
+
+    sent = []
+
+    class LLM:
+        def __init__(self, **settings):
+            pass
+
+        def generate(self, prompts, params, use_tqdm):
+            sent.extend(params)
+            return [SimpleNamespace(outputs=[SimpleNamespace(text=ANSWER, token_ids=[1], finish_reason="stop")])
+                    for _ in prompts]
+
+    monkeypatch.setitem(sys.modules, "vllm", SimpleNamespace(LLM=LLM, SamplingParams=SimpleNamespace,
+                                                             __version__="stand-in"))
+    backend = VLLMBackend(str(runs_on))
+    assert backend.generation_config.eos_token_id == 0  # the checkpoint's, not the turn end
+    backend.generate(["a", "b"], [1, 1], Sampling(max_tokens=4, stop_token_ids=(2, 0)), seed=0)
+    assert [p.stop_token_ids for p in sent] == [[2, 0], [2, 0]] and sent[0].stop is None
