@@ -130,3 +130,13 @@ def test_vllm_backend_passes_the_stop_tokens_and_reads_the_checkpoints_generatio
     assert backend.generation_config.eos_token_id == 0  # the checkpoint's, not the turn end
     backend.generate(["a", "b"], [1, 1], Sampling(max_tokens=4, stop_token_ids=(2, 0)), seed=0)
     assert [p.stop_token_ids for p in sent] == [[2, 0], [2, 0]] and sent[0].stop is None
+
+
+def test_generation_config_without_its_file_is_derived_from_config_json(tmp_path, tiny_checkpoint):
+    import shutil
+
+    from prift.models.chat import load_generation_config
+
+    copy = Path(shutil.copytree(tiny_checkpoint, tmp_path / "no-generation-config"))
+    (copy / "generation_config.json").unlink()
+    assert load_generation_config(str(copy)).eos_token_id == 2  # config.json's eos_token_id
