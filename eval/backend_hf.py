@@ -3,7 +3,8 @@
 Prompts of one call are generated in micro-batches of ``batch_size`` sequences, each prompt with
 ``num_return_sequences`` = its count (prompts with different counts go in separate groups). Greedy decoding
 generates once per prompt and repeats the result. ``sampling.stop_token_ids`` (when given) are ``generate``'s
-``eos_token_id`` list; stop strings use transformers' ``stop_strings`` criterion and are then cut from the text. ``torch.manual_seed(seed)`` before each call makes a call reproducible on its own, so a
+``eos_token_id`` list; stop strings use transformers' ``stop_strings`` criterion and are then cut from the text.
+``torch.manual_seed(seed)`` before each call makes a call reproducible on its own, so a
 resumed run regenerates a batch exactly as the first run would have.
 """
 
