@@ -2,8 +2,9 @@
 
 Prompts of one call are generated in micro-batches of ``batch_size`` sequences, each prompt with
 ``num_return_sequences`` = its count (prompts with different counts go in separate groups). Greedy decoding
-generates once per prompt and repeats the result. Stop strings use transformers' ``stop_strings`` criterion and
-are then cut from the text. ``torch.manual_seed(seed)`` before each call makes a call reproducible on its own, so a
+generates once per prompt and repeats the result. ``sampling.stop_token_ids`` (when given) are ``generate``'s
+``eos_token_id`` list; stop strings use transformers' ``stop_strings`` criterion and are then cut from the text.
+``torch.manual_seed(seed)`` before each call makes a call reproducible on its own, so a
 resumed run regenerates a batch exactly as the first run would have.
 """
 
@@ -28,6 +29,10 @@ class HFBackend:
         self.tokenizer.padding_side = "left"
         self.model = load_causal_lm(model, self.dtype, self.device, attn_implementation).eval()
         self.batch_size = max(1, batch_size)
+
+    @property
+    def generation_config(self):
+        return self.model.generation_config
 
     @classmethod
     def in_memory(cls, model, tokenizer, name: str, batch_size: int = 8) -> HFBackend:
@@ -85,9 +90,12 @@ class HFBackend:
             kwargs.update(temperature=None, top_p=None, top_k=None)
         if sampling.stop:
             kwargs.update(stop_strings=list(sampling.stop), tokenizer=tok)
+        if sampling.stop_token_ids:
+            kwargs.update(eos_token_id=list(sampling.stop_token_ids))
         out = self.model.generate(**batch, **kwargs)
         new = out[:, batch["input_ids"].shape[1] :]
-        eos = {tok.eos_token_id, tok.pad_token_id} | set(_as_list(self.model.generation_config.eos_token_id))
+        eos = ({tok.eos_token_id, tok.pad_token_id} | set(_as_list(self.model.generation_config.eos_token_id))
+               | set(sampling.stop_token_ids))
         generations = []
         for row in new.tolist():
             length = next((i for i, t in enumerate(row) if t in eos), len(row))

@@ -1,7 +1,8 @@
 """The vLLM backend (optional extra ``prift[vllm]``): one ``vllm.LLM``, ``LLM.generate`` with ``SamplingParams``.
 
-Thin on purpose: n, temperature, top_p, max_tokens, a per-prompt seed (``seed + index``) and stop strings map
-one to one onto ``SamplingParams``; vLLM excludes the stop string from the text, as the HF backend does.
+Thin on purpose: n, temperature, top_p, max_tokens, a per-prompt seed (``seed + index``), stop strings and stop
+token ids map one to one onto ``SamplingParams``; vLLM excludes the stop string from the text, as the HF backend
+does. ``generation_config`` is the checkpoint's (``generation_config.json``), read by transformers.
 Several GPUs: ``tensor_parallel_size`` (one model across GPUs). vLLM is imported only when this backend is built.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from prift.eval.backends import BACKENDS, Generation, Sampling
+from prift.models.chat import load_generation_config
 from prift.models.loading import resolve_model_path
 
 
@@ -31,6 +33,7 @@ class VLLMBackend:
             "gpu_memory_utilization": gpu_memory_utilization, "max_model_len": max_model_len, "seed": seed,
         }
         self.llm = vllm.LLM(**{k: v for k, v in self.settings.items() if v is not None})
+        self.generation_config = load_generation_config(model)
 
     def describe(self) -> dict:
         return {"backend": "vllm", "vllm": self.vllm.__version__, **self.settings}
@@ -40,7 +43,8 @@ class VLLMBackend:
         todo = [i for i, c in enumerate(counts) if c > 0]
         params = [self.vllm.SamplingParams(n=counts[i], temperature=sampling.temperature, top_p=sampling.top_p,
                                            max_tokens=sampling.max_tokens, seed=seed + i,
-                                           stop=list(sampling.stop) or None) for i in todo]
+                                           stop=list(sampling.stop) or None,
+                                           stop_token_ids=list(sampling.stop_token_ids) or None) for i in todo]
         outputs = self.llm.generate([prompts[i] for i in todo], params, use_tqdm=False) if todo else []
         results: list[list[Generation]] = [[] for _ in prompts]
         for i, request in zip(todo, outputs, strict=True):

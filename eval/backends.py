@@ -2,9 +2,12 @@
 ``vllm`` (optional extra, imported only when used).
 
 ``backend.generate(prompts, counts, sampling, seed)`` returns, for each prompt, ``counts[i]`` :class:`Generation`
-objects. ``sampling.stop`` strings end a sample and are cut from its text (vLLM's convention); ``finish_reason``
-is ``stop`` (EOS or a stop string) or ``length`` (``max_tokens`` reached). ``describe()`` returns the settings and
-package versions the results json records. Temperature 0 is greedy decoding.
+objects. ``sampling.stop`` strings end a sample and are cut from its text (vLLM's convention);
+``sampling.stop_token_ids``, when given, are the tokens that end a sample in place of the model's own EOS (eval sets
+them to the chat template's turn end and the EOS tokens, :func:`prift.eval.templates.generation_stops`);
+``finish_reason`` is ``stop`` (a stop token or string) or ``length`` (``max_tokens`` reached). ``describe()``
+returns the settings and package versions the results json records; a backend's ``generation_config`` attribute,
+when it has one, is the checkpoint's (its ``eos_token_id`` joins the stop tokens). Temperature 0 is greedy decoding.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ class Sampling:
     top_p: float = 1.0
     max_tokens: int = field(kw_only=True)  # no global default: each benchmark has its own (EvalConfig.sampling)
     stop: tuple[str, ...] = ()
+    stop_token_ids: tuple[int, ...] = ()  # empty: the model's own EOS
 
     def __post_init__(self) -> None:
         if self.n < 1 or self.max_tokens < 1:

@@ -23,7 +23,7 @@ import functools
 import sys
 import time
 import zlib
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -35,7 +35,7 @@ from prift.eval.config import EvalConfig
 from prift.eval.grading import GradingSettings, grade, majority_votes
 from prift.eval.metrics import ProblemSamples, summarize, summarize_subsets
 from prift.eval.samples import SampleStore, discard_samples
-from prift.eval.templates import render, resolve_template, stop_strings, use_chat_template
+from prift.eval.templates import generation_stops, render, resolve_template, stop_strings, use_chat_template
 from prift.rewards.sandbox import SandboxConfig
 
 TRUNCATION_WARNING = 0.05  # a benchmark with more samples cut at max_tokens than this is named on stderr
@@ -85,7 +85,9 @@ class BenchmarkRun:
             raise ValueError(f"use_chat_template=true but the tokenizer of {config.model_name_or_path!r} has no chat template; use "
                              "--chat_template off (plain prompts) or auto")
         self.tokenizer = tokenizer
-        self.sampling: Sampling = config.sampling(stop_strings(self.template, self.bench), self.bench.generation)
+        self.stops = generation_stops(tokenizer, getattr(backend, "generation_config", None), self.chat, config.model)
+        self.sampling: Sampling = replace(config.sampling(stop_strings(self.template, self.bench), self.bench.generation),
+                                          stop_token_ids=tuple(self.stops["token_ids"]))
         self.store = SampleStore(samples_path(out, name), self.settings(), shard=rank if world > 1 else None)
         self.timing = {"generation_s": 0.0, "grading_s": 0.0}
 
@@ -201,6 +203,7 @@ class BenchmarkRun:
             "benchmark": self.name, "task": self.bench.task, "split": self.bench.split,
             "rows_documented": self.bench.rows, "rows_loaded": self.loaded.total_rows, "limit": self.config.max_samples,
             "template": self.template.name, "chat_template": self.chat, "sampling": asdict(self.sampling),
+            "stops": {**self.stops, "strings": list(self.sampling.stop)},
             "generation_defaults": self.bench.generation,
             "benchmark_settings": self.bench.settings, "data": self.loaded.sources,
             "bad_rows": [{"id": p.id, "error": p.error} for p in self.loaded.problems if p.error],

@@ -12,15 +12,20 @@ template (``apply_chat_template(..., add_generation_prompt=True)``), with it **o
 
 ``default`` picks each benchmark's own default (``qwen-boxed`` for math, ``chat`` for code and multiple choice).
 ``fewshot`` defaults to the chat template off (base models); the others default to on when the tokenizer has one.
+
+Every template also stops at stop *tokens* (:func:`generation_stops`): with the chat template on, the template's
+turn end (``<|im_end|>``) and the EOS tokens; with it off, the EOS tokens.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from prift.core.registry import Registry
 from prift.eval.benchmarks import Benchmark, Problem
+from prift.models.chat import eos_token_ids, model_eos_ids, turn_end_token_ids
 
 BOXED = "Please reason step by step, and put your final answer within \\boxed{}."
 Messages = list[dict[str, str]]
@@ -105,3 +110,27 @@ def render(tmpl: Template, benchmark: Benchmark, problem: Problem, tokenizer=Non
 
 def stop_strings(tmpl: Template, benchmark: Benchmark) -> tuple[str, ...]:
     return tuple(benchmark.base_stop) if tmpl.uses_base_stop else ()
+
+
+_WARNED: set[str] = set()  # checkpoints already warned about in this process (RL validation evaluates repeatedly)
+
+
+def generation_stops(tokenizer, generation_config, chat: bool, checkpoint: str) -> dict:
+    """The stop tokens of a benchmark's samples, as results.json records them (``token_ids``, ``tokens``,
+    ``source``). With the chat template on: the template's turn-end tokens (:mod:`prift.models.chat`), then the EOS
+    tokens (the tokenizer's and ``generation_config``'s); off: the EOS tokens. With the chat template on and a
+    ``generation_config`` whose EOS misses a turn-end token, one line on stderr names ``checkpoint`` (once per
+    process): prift stops at the turn end anyway, but ``generate`` or vLLM left to the checkpoint's own settings
+    would run on into an invented next turn."""
+    names = tokenizer.convert_ids_to_tokens
+    turn = turn_end_token_ids(tokenizer) if chat else []
+    model_eos = model_eos_ids(generation_config)
+    if generation_config is not None and set(turn) - set(model_eos) and checkpoint not in _WARNED:
+        _WARNED.add(checkpoint)
+        print(f"[prift] {checkpoint}: generation_config.eos_token_id {names(model_eos)} is not the chat template's "
+              f"turn end {names(turn)}; prift eval stops at both, generation left to the checkpoint's own EOS runs on "
+              "past the assistant turn", file=sys.stderr, flush=True)
+    ids = list(dict.fromkeys([*turn, *eos_token_ids(tokenizer, generation_config)]))
+    source = "chat template turn end + eos" if turn else ("eos (the chat template's turn end has no special token)"
+                                                          if chat else "eos")
+    return {"token_ids": ids, "tokens": names(ids), "source": source}

@@ -6,14 +6,14 @@ Two conditions, each a `TemplateError` naming both sides:
 1. a tokenizer taken from elsewhere (``tokenizer_name_or_path``) has the start checkpoint's chat template and EOS
    token;
 2. the template ends an assistant turn with a token that stops generation (the tokenizer's EOS or one of the
-   model's ``generation_config.eos_token_id``), so sampled answers end where SFT answers ended.
+   model's ``generation_config.eos_token_id``), so sampled answers end where SFT answers ended. The turn end and
+   the EOS tokens are read as :mod:`prift.models.chat` defines them, the same rule ``prift eval`` stops by.
 """
 
 from __future__ import annotations
 
+from prift.models.chat import eos_token_ids, turn_end_text, turn_end_token_ids
 from prift.models.loading import load_tokenizer
-
-PROBE = "PRIFT-PROBE-ANSWER"
 
 
 class TemplateError(ValueError):
@@ -39,16 +39,13 @@ def check_same_template(tokenizer, tokenizer_source: str, checkpoint: str) -> No
 
 
 def check_turn_end(tokenizer, generation_config, tokenizer_source: str) -> None:
-    """Condition 2, on a probe conversation rendered by the template."""
+    """Condition 2: one of the EOS tokens is a turn-end token of the template (:mod:`prift.models.chat`)."""
     if not tokenizer.chat_template:
         raise TemplateError(f"tokenizer {tokenizer_source!r} has no chat template; set use_chat_template=false for a "
                             "base model, or start from a checkpoint that carries one")
-    text = tokenizer.apply_chat_template([{"role": "user", "content": "?"}, {"role": "assistant", "content": PROBE}],
-                                         tokenize=False)
-    tail = text[text.index(PROBE) + len(PROBE):]
-    model_eos = generation_config.eos_token_id if generation_config is not None else None
-    stops = {tokenizer.eos_token_id, *(model_eos if isinstance(model_eos, list) else [model_eos])} - {None}
-    if not stops & set(tokenizer(tail, add_special_tokens=False)["input_ids"]):
+    stops = set(eos_token_ids(tokenizer, generation_config))
+    if not stops & set(turn_end_token_ids(tokenizer)):
+        tail = turn_end_text(tokenizer)
         names = sorted(tokenizer.convert_ids_to_tokens(sorted(stops)))
         raise TemplateError(f"the chat template of {tokenizer_source!r} ends an assistant turn with {tail!r}, which "
                             f"holds none of the tokens that stop generation ({', '.join(names)}: the tokenizer's "
