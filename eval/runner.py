@@ -85,7 +85,7 @@ class BenchmarkRun:
             raise ValueError(f"use_chat_template=true but the tokenizer of {config.model_name_or_path!r} has no chat template; use "
                              "--chat_template off (plain prompts) or auto")
         self.tokenizer = tokenizer
-        self.stops = generation_stops(tokenizer, getattr(backend, "generation_config", None), self.chat, config.model)
+        self.stops = generation_stops(tokenizer, getattr(backend, "generation_config", None), self.chat, config.model_name_or_path)
         self.sampling: Sampling = replace(config.sampling(stop_strings(self.template, self.bench), self.bench.generation),
                                           stop_token_ids=tuple(self.stops["token_ids"]))
         self.store = SampleStore(samples_path(out, name), self.settings(), shard=rank if world > 1 else None)

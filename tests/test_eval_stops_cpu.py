@@ -59,7 +59,7 @@ def runs_on(tmp_path_factory, arith_benchmark) -> Path:
 
 
 def _config(model: Path, benchmark: Path, out: Path, **settings) -> EvalConfig:
-    return EvalConfig(**{"model": str(model), "benchmarks": f"arith={benchmark}", "output_dir": str(out),
+    return EvalConfig(**{"model_name_or_path": str(model), "benchmarks": f"arith={benchmark}", "output_dir": str(out),
                          "max_tokens": 12, "progress": False, **settings})
 
 
