@@ -71,7 +71,9 @@ class GSM8K(MathBenchmark):
     num_shots = 5
 
     def to_problem(self, row: dict, index: int) -> Problem:
-        return Problem(f"gsm8k/{index}", row["question"], gsm8k_gold(row["answer"]))
+        # row and answer: lm-eval parity (prift.eval.lmeval) draws shots by row and matches against the full answer
+        return Problem(f"gsm8k/{index}", row["question"], gsm8k_gold(row["answer"]),
+                       {"row": index, "answer": row["answer"]})
 
     def shot_pairs(self) -> list[tuple[str, str]]:
         rows = self.read_extra(*GSM8K_TRAIN)[: self.num_shots]
@@ -92,7 +94,8 @@ class MATH(MathBenchmark):
         gold = last_boxed(row["solution"])
         if not gold:
             raise ValueError("solution has no \\boxed{} answer")
-        return Problem(row.get("unique_id", f"math/{index}"), row["problem"], gold, {"subject": row.get("type")})
+        return Problem(row.get("unique_id", f"math/{index}"), row["problem"], gold,
+                       {"subject": row.get("type"), "solution": row["solution"]})  # solution: lm-eval math_verify
 
 
 @BENCHMARKS.register("math500")

@@ -38,13 +38,23 @@ class EvalConfig:
     limit: int | None = field(default=None, metadata={"help": "Evaluate only the first N problems of each benchmark."})
     template: str = field(
         default="default",
-        metadata={"help": "Prompt template: qwen-boxed, qwen25-math-cot, chat, fewshot, or default (each "
+        metadata={"help": "Prompt template: qwen-boxed, qwen25-math-cot, chat, fewshot, lm-eval, or default (each "
                           "benchmark's own: qwen-boxed for math, chat otherwise). Per benchmark: "
-                          "`gsm8k=fewshot,humaneval=chat` (others keep the default), or `NAME,gsm8k=fewshot`."})
+                          "`gsm8k=fewshot,humaneval=chat` (others keep the default), or `NAME,gsm8k=fewshot`. "
+                          "lm-eval (gsm8k, math): lm-evaluation-harness 0.4.13's gsm8k 5-shot / minerva_math 4-shot "
+                          "prompts, shots (seed 1234, a set per problem) and stops; results.json adds its filters' "
+                          "verdicts under `lmeval` (gsm8k strict-match, flexible-extract; math math_verify). Use "
+                          "--max_tokens 256 for lm-eval's default generation length."})
     chat_template: str = field(
         default="auto",
         metadata={"help": "Render prompts with the tokenizer's chat template: on, off, or auto (on when the "
                           "tokenizer has one, except for the fewshot template)."})
+    mc_scoring: str = field(
+        default="generate",
+        metadata={"help": "Multiple-choice benchmarks (medqa, medmcqa, mmlu_medical, pubmedqa): generate (a completion, "
+                          "graded by its answer letter) or loglik (lm-eval's 0-shot context, the choice with the "
+                          "highest log-likelihood; results.json metrics acc and acc_norm, norm = per character of "
+                          "the choice; HF backend only)."})
     n: int = field(default=1, metadata={"help": "Samples per problem (k of avg@k, pass@k, maj@k)."})
     temperature: float = field(default=0.0, metadata={"help": "Sampling temperature; 0 = greedy."})
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling top_p."})
@@ -131,6 +141,8 @@ class EvalConfig:
         for name in self.template_map().values():
             if name != "default" and name not in TEMPLATES:
                 raise ValueError(f"template: unknown template {name!r}; valid: {', '.join(TEMPLATES.names())}")
+        if self.mc_scoring not in ("generate", "loglik"):
+            raise ValueError(f"mc_scoring: expected generate or loglik, got {self.mc_scoring!r}")
         if self.chat_template not in ("auto", "on", "off"):
             raise ValueError(f"chat_template: expected auto, on or off, got {self.chat_template!r}")
         if self.backend not in BACKENDS:
