@@ -15,6 +15,10 @@ version check pass (``importlib.metadata.version`` answers 4.11 for antlr4 while
 prompts and ``math_verify`` can be compared; lm-eval's ``exact_match`` may then fail on answers that differ from
 the gold as strings, which the script reports as lm-eval's error for that problem.
 
+``--tasks medqa``: lm-eval's ``medqa_4options`` (loglikelihood, acc / acc_norm) on the shared MedQA file, its rows
+mapped to the hub layout (``sent1``, ``ending0..3``, ``label``) by ``process_docs``; prift's side is
+``--mc_scoring loglik``; outputs compare each choice's loglikelihood within 1e-3.
+
 prift side: ``prift.eval.runner.evaluate`` with ``--template lm-eval``, the same model, ``--max_tokens``, greedy,
 the HF backend; prompts, completions and ``row["lmeval"]`` verdicts from its samples file.
 
@@ -60,6 +64,16 @@ def task_yaml(folder: Path, task: str, data: Path) -> str:
             f"include: {tasks / 'gsm8k' / 'gsm8k.yaml'}\ntask: gsm8k_prift_local\ndataset_path: json\n"
             f"dataset_name: null\ndataset_kwargs:\n  data_files:\n    train: {data / 'gsm8k/train.jsonl'}\n"
             f"    test: {data / 'gsm8k/test.jsonl'}\n")
+    elif task == "medqa":
+        (folder / "local_medqa.py").write_text(
+            "def process_docs(dataset):\n    return dataset.map(lambda d: {'sent1': d['data']['question'], "
+            "'label': 'ABCD'.index(d['data']['answer_idx']), **{f'ending{i}': d['data']['options'][k] "
+            "for i, k in enumerate('ABCD')}})\n")
+        name, body = "medqa_prift_local", (
+            f"include: {tasks / 'medqa' / 'medqa.yaml'}\ntask: medqa_prift_local\ndataset_path: json\n"
+            f"dataset_name: null\ntraining_split: null\nvalidation_split: null\n"
+            f"process_docs: !function local_medqa.process_docs\ndataset_kwargs:\n  data_files:\n"
+            f"    test: {data / 'medqa/medqa_usmle_4options_test.json'}\n")
     else:
         (folder / "local_math.py").write_text(
             "from lm_eval.tasks.minerva_math.utils import process_docs as _minerva\n\n\n"
@@ -98,7 +112,8 @@ def lmeval_prompts(task: str, limit: int, data: Path) -> list[str]:
 
 
 def run_lmeval(task: str, model: str, limit: int, max_tokens: int, batch_size: int, data: Path) -> tuple[dict, float]:
-    """{doc_id: {"prompt", "completion", "verdicts": {filter: bool}}} of lm-eval's own run, and its seconds."""
+    """{doc_id: {"prompt", "completion" (loglik tasks: "logliks"), "verdicts": {filter or metric: bool}}} of
+    lm-eval's own run, and its seconds."""
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
@@ -111,6 +126,11 @@ def run_lmeval(task: str, model: str, limit: int, max_tokens: int, batch_size: i
                               fewshot_random_seed=1234)
         seconds = time.perf_counter() - started
     docs: dict[int, dict] = {}
+    if task == "medqa":
+        for sample in out["samples"][name]:
+            docs[sample["doc_id"]] = {"prompt": sample["arguments"][0][0], "logliks": [r[0][0] for r in sample["resps"]],
+                                      "verdicts": {m: bool(sample[m]) for m in ("acc", "acc_norm")}}
+        return docs, seconds
     metric = "exact_match" if task == "gsm8k" else "math_verify"
     for sample in out["samples"][name]:
         doc = docs.setdefault(sample["doc_id"], {"prompt": sample["arguments"][0][0],
@@ -122,28 +142,43 @@ def run_lmeval(task: str, model: str, limit: int, max_tokens: int, batch_size: i
 
 def run_prift(task: str, model: str, limit: int, max_tokens: int, batch_size: int, out: Path) -> tuple[dict, float]:
     """{row index: {"prompt", "completion", "verdicts"}} of prift's parity mode, and its seconds."""
-    bench = "gsm8k" if task == "gsm8k" else "math"
+    bench = {"gsm8k": "gsm8k", "minerva_math": "math"}.get(task, task)
     started = time.perf_counter()
-    evaluate(EvalConfig(model=model, benchmarks=bench, template="lm-eval", limit=limit, max_tokens=max_tokens,
-                        batch_size=batch_size, dtype="float32", device="cpu", output_dir=str(out), progress=False,
-                        overwrite=True))
+    evaluate(EvalConfig(model=model, benchmarks=bench, template="lm-eval" if bench != "medqa" else "default",
+                        mc_scoring="loglik", limit=limit, max_tokens=max_tokens, batch_size=batch_size,
+                        dtype="float32", device="cpu", output_dir=str(out), progress=False, overwrite=True))
     seconds = time.perf_counter() - started
     rows = [json.loads(line) for line in (out / "samples" / f"{bench}.jsonl").read_text().splitlines()]
+    if bench == "medqa":
+        return {i: {"prompt": r["prompt"], "logliks": r.get("logliks"),
+                    "verdicts": {m: bool(r.get(m)) for m in ("acc", "acc_norm")}} for i, r in enumerate(rows)}, seconds
     return {i: {"prompt": r["prompt"], "completion": r["completion"],
                 "verdicts": {k: v["correct"] for k, v in (r.get("lmeval") or {}).items()}}
             for i, r in enumerate(rows)}, seconds
 
 
+def same_output(a: dict, b: dict) -> bool:
+    """Identical completions; for loglik tasks every choice's loglikelihood within 1e-3 (batching noise)."""
+    if "logliks" in a:
+        return b.get("logliks") is not None and all(abs(x - y) < 1e-3 for x, y in zip(a["logliks"], b["logliks"],
+                                                                                    strict=True))
+    return a["completion"] == b.get("completion")
+
+
 def compare(task: str, theirs: dict, ours: dict) -> dict:
     ids = sorted(theirs)
-    same = {field: sum(theirs[i][field] == ours.get(i, {}).get(field) for i in ids)
-            for field in ("prompt", "completion", "verdicts")}
-    print(f"{task}: identical prompts {same['prompt']}/{len(ids)}, identical completions {same['completion']}/"
+    same = {"prompt": sum(theirs[i]["prompt"] == ours.get(i, {}).get("prompt") for i in ids),
+            "completion": sum(same_output(theirs[i], ours.get(i, {})) for i in ids),
+            "verdicts": sum(theirs[i]["verdicts"] == ours.get(i, {}).get("verdicts") for i in ids)}
+    output = "loglikelihoods (1e-3)" if task == "medqa" else "completions"
+    print(f"{task}: identical prompts {same['prompt']}/{len(ids)}, identical {output} {same['completion']}/"
           f"{len(ids)}, identical per-filter verdicts {same['verdicts']}/{len(ids)}")
     for i in ids:
-        if theirs[i]["verdicts"] != ours.get(i, {}).get("verdicts") or theirs[i]["completion"] != ours[i]["completion"]:
-            print(f"  doc {i}: lm-eval {theirs[i]['verdicts']} {theirs[i]['completion'][-80:]!r}\n"
-                  f"         prift   {ours[i]['verdicts']} {ours[i]['completion'][-80:]!r}")
+        if theirs[i]["verdicts"] != ours.get(i, {}).get("verdicts") or not same_output(theirs[i], ours.get(i, {})):
+            their, our = (theirs[i].get("logliks") or theirs[i]["completion"][-80:],
+                          ours.get(i, {}).get("logliks") or (ours.get(i, {}).get("completion") or "")[-80:])
+            print(f"  doc {i}: lm-eval {theirs[i]['verdicts']} {their!r}\n         prift   "
+                  f"{ours.get(i, {}).get('verdicts')} {our!r}")
     return {"task": task, "problems": len(ids), **{f"identical_{k}": v for k, v in same.items()}}
 
 
