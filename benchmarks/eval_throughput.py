@@ -8,6 +8,14 @@
 2. GPU (when CUDA is present): HF batched generation on the GPU, and vLLM on the same prompts when vLLM is
    installed: tokens/s of each and the ratio.
 
+3. prift vs lm-eval (issue 18; needs the ``crosscheck`` extra, skipped with ``--lmeval_problems 0``): the first
+   ``--lmeval_problems`` GSM8K test problems, lm-eval's 5-shot prompts (prift ``--template lm-eval``), greedy,
+   ``--lmeval_max_tokens`` new tokens, the HF backend on the CPU, one run of each through
+   ``benchmarks/crosscheck_lmeval.py`` (``prift.eval.runner.evaluate`` vs ``lm_eval.simple_evaluate``, each wall
+   time including its model load and data reading): samples/s of each, their ratio (issue target >= 1.5x) and
+   identical per-filter verdicts; then MedQA log-likelihood multiple choice (``--mc_scoring loglik`` vs lm-eval's
+   ``medqa_4options``) on the same number of problems: problems/s, ratio, identical acc/acc_norm verdicts.
+
 Run: ``.venv/bin/python benchmarks/eval_throughput.py`` (the issue's setting: 64 problems; on a busy 2-core CPU
 ``--problems 16 --max_tokens 48`` takes a few minutes). Prints the load average at start and end, since
 concurrent work skews the ratios.
@@ -17,7 +25,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -44,14 +55,40 @@ def rates(label: str, gens: list, seconds: float) -> float:
     return len(gens) / seconds
 
 
+def versus_lmeval(args) -> None:
+    """Part 3: one run each of lm-eval and prift on the same problems (see the module docstring)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from crosscheck_lmeval import compare, run_lmeval, run_prift
+
+    from prift.core.paths import data_root
+    from prift.models.loading import resolve_model_path
+
+    model, n = resolve_model_path(args.model), args.lmeval_problems
+    for task, unit in (("gsm8k", "samples"), ("medqa", "problems")):
+        print(f"\n3. prift vs lm-eval, {task}, {n} problems, greedy, HF backend on the CPU, batch {args.batch_size}")
+        theirs, their_s = run_lmeval(task, model, n, args.lmeval_max_tokens, args.batch_size, data_root(None))
+        with tempfile.TemporaryDirectory() as out:
+            ours, our_s = run_prift(task, model, n, args.lmeval_max_tokens, args.batch_size, Path(out))
+        print(f"  lm-eval {n / their_s:.3f} {unit}/s ({their_s:.1f} s), prift {n / our_s:.3f} {unit}/s ({our_s:.1f} s): "
+              f"prift / lm-eval = {their_s / our_s:.2f}x")
+        compare(task, theirs, ours)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--problems", type=int, default=64)
     parser.add_argument("--max_tokens", type=int, default=64)
     parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--lmeval_problems", type=int, default=50)
+    parser.add_argument("--lmeval_max_tokens", type=int, default=256)
+    parser.add_argument("--skip_local", action="store_true", help="skip parts 1 and 2 (batched vs single, GPU)")
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()}; torch threads: {torch.get_num_threads()}")
+    if args.lmeval_problems:
+        versus_lmeval(args)
+    if args.skip_local:
+        return
     bench = get_benchmark("gsm8k")
     problems = bench.load(limit=args.problems).problems
     sampling = Sampling(n=1, temperature=0.0, max_tokens=args.max_tokens)

@@ -5,7 +5,8 @@ Prompts of one call are generated in micro-batches of ``batch_size`` sequences, 
 generates once per prompt and repeats the result. ``sampling.stop_token_ids`` (when given) are ``generate``'s
 ``eos_token_id`` list; stop strings use transformers' ``stop_strings`` criterion and are then cut from the text.
 ``torch.manual_seed(seed)`` before each call makes a call reproducible on its own, so a
-resumed run regenerates a batch exactly as the first run would have.
+resumed run regenerates a batch exactly as the first run would have. ``loglikelihood`` scores (context,
+continuation) pairs for ``--mc_scoring loglik``.
 """
 
 from __future__ import annotations
@@ -103,6 +104,45 @@ class HFBackend:
             finished = stopped or length < len(row)
             generations.append(Generation(text, length, "stop" if finished else "length"))
         return generations
+
+
+    def encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        """lm-eval's ``_encode_pair`` for causal models: trailing whitespace of ``context`` moves to the
+        continuation; the continuation's tokens are those of ``tokenize(context + continuation)`` past the length
+        of ``tokenize(context)`` (so a merge across the boundary is scored as the whole text tokenizes)."""
+        spaces = len(context) - len(context.rstrip())
+        if spaces:
+            context, continuation = context[:-spaces], context[-spaces:] + continuation
+        special = self._add_special_tokens(context)
+        whole = self.tokenizer(context + continuation, add_special_tokens=special)["input_ids"]
+        split = len(self.tokenizer(context, add_special_tokens=special)["input_ids"])
+        return whole[:split], whole[split:]
+
+    @torch.no_grad()
+    def loglikelihood(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        """``log P(continuation | context)`` of each pair: the sum over the continuation's tokens of
+        ``log_softmax(logits)`` at the preceding position, from one forward of ``context + continuation[:-1]``.
+        Pairs go in right-padded micro-batches of ``batch_size``, longest first (padding after a sequence does
+        not change its causal logits)."""
+        encoded = [self.encode_pair(c, x) for c, x in pairs]
+        if any(not ctx or not cont for ctx, cont in encoded):
+            raise ValueError("loglikelihood needs a non-empty context and continuation (in tokens)")
+        order = sorted(range(len(encoded)), key=lambda i: -sum(map(len, encoded[i])))
+        out = [0.0] * len(encoded)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            seqs = [(encoded[i][0] + encoded[i][1])[:-1] for i in chunk]
+            width = max(map(len, seqs))
+            ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=self.device)
+            mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=self.device)
+            logprobs = torch.log_softmax(self.model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
+            for row, i in enumerate(chunk):
+                ctx, cont = encoded[i]
+                positions = torch.arange(len(ctx) - 1, len(ctx) - 1 + len(cont), device=self.device)
+                targets = torch.tensor(cont, device=self.device)
+                out[i] = logprobs[row, positions, targets].sum().item()
+        return out
 
 
 def _as_list(value) -> list:

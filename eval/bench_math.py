@@ -69,7 +69,9 @@ class GSM8K(MathBenchmark):
     num_shots = 5
 
     def to_problem(self, row: dict, index: int) -> Problem:
-        return Problem(f"gsm8k/{index}", self.dataset.question(row), self.dataset.gold(row))
+        # row and answer: lm-eval parity (prift.eval.lmeval) draws shots by row and matches against the full answer
+        return Problem(f"gsm8k/{index}", self.dataset.question(row), self.dataset.gold(row),
+                       {"row": index, "answer": row["answer"]})
 
     def shot_pairs(self) -> list[tuple[str, str]]:
         rows = self.read_extra(*GSM8K_TRAIN)[: self.num_shots]
@@ -88,7 +90,7 @@ class MATH(MathBenchmark):
 
     def to_problem(self, row: dict, index: int) -> Problem:
         return Problem(row.get("unique_id", f"math/{index}"), self.dataset.question(row), self.dataset.gold(row),
-                       {"subject": row.get("type")})
+                       {"subject": row.get("type"), "solution": row["solution"]})  # solution: lm-eval math_verify
 
 
 @BENCHMARKS.register("math500")

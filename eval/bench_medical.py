@@ -15,8 +15,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prift.core.datasets import DATASETS, format_choices, letter_of, mc_instruction
+from prift.core.datasets import DATASETS, MEDMCQA_OPTIONS, format_choices, letter_of, mc_instruction
 from prift.eval.benchmarks import BENCHMARKS, Benchmark, Problem, read_csv, read_json_array, spec_files
+
+
+def raw(stem: str, options: list) -> dict:
+    """The question and options as the data has them (unstripped): ``--mc_scoring loglik`` builds lm-eval's
+    contexts from these (``prift.eval.lmeval.mc_request``)."""
+    return {"stem": stem, "options": [str(o) for o in options]}
 
 
 class ChoiceBenchmark(Benchmark):
@@ -53,7 +59,8 @@ class MedQA(ChoiceBenchmark):
         gold = row["answer_idx"].strip()
         if gold not in self.letters:
             raise ValueError(f"answer_idx {gold!r} is not one of {self.letters}")
-        return Problem(f"medqa/{index}", format_choices(row["question"], [options[k] for k in "ABCD"]), gold)
+        choices = [options[k] for k in "ABCD"]
+        return Problem(f"medqa/{index}", format_choices(row["question"], choices), gold, raw(row["question"], choices))
 
 
 @BENCHMARKS.register("medmcqa")
@@ -66,8 +73,9 @@ class MedMCQA(ChoiceBenchmark):
         return read_json_array(root / self.files[0], unwrap=self.dataset.unwrap)
 
     def to_problem(self, row: dict, index: int) -> Problem:
+        options = [row[key] for key in MEDMCQA_OPTIONS]
         return Problem(str(row.get("id", f"medmcqa/{index}")), self.dataset.question(row), self.dataset.gold(row),
-                       {"subject": row.get("subject_name")})
+                       {"subject": row.get("subject_name"), **raw(row["question"], options)})
 
 
 MMLU_MEDICAL_SUBJECTS = ("anatomy", "clinical_knowledge", "college_biology", "college_medicine", "medical_genetics",
@@ -98,7 +106,7 @@ class MMLUMedical(ChoiceBenchmark):
     def to_problem(self, row: dict, index: int) -> Problem:
         options = row.get("choices") or [row[f"choice{i}"] for i in range(4)]
         return Problem(f"mmlu_medical/{row['subject']}/{index}", format_choices(row["question"], list(options)),
-                       letter_of(row["answer"], self.letters), {"subject": row["subject"]})
+                       letter_of(row["answer"], self.letters), {"subject": row["subject"], **raw(row["question"], options)})
 
     def subset(self, problem: Problem) -> str | None:
         return problem.meta.get("subject")
@@ -135,8 +143,9 @@ class PubMedQA(ChoiceBenchmark):
         decision = (row.get("yes_no") or row.get("final_decision") or "").strip().lower()
         if decision not in PUBMEDQA_OPTIONS:
             raise ValueError(f"label {decision!r} is not yes/no/maybe")
-        text = format_choices(f"Abstract: {context}\nQuestion: {question}", list(PUBMEDQA_OPTIONS))
-        return Problem(str(row.get("id", f"pubmedqa/{index}")), text, letter_of(PUBMEDQA_OPTIONS.index(decision)))
+        stem = f"Abstract: {context}\nQuestion: {question}"
+        return Problem(str(row.get("id", f"pubmedqa/{index}")), format_choices(stem, list(PUBMEDQA_OPTIONS)),
+                       letter_of(PUBMEDQA_OPTIONS.index(decision)), raw(stem, list(PUBMEDQA_OPTIONS)))
 
     def base_prompt(self, problem: Problem) -> str:
         return f"{problem.question}\nAnswer:"

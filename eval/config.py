@@ -50,11 +50,21 @@ class EvalConfig:
         default="default",
         metadata={"help": f"Prompt template: {', '.join(n for n in TEMPLATES.names() if n != 'default')}, or default (each "
                           "benchmark's own: qwen-boxed for math, chat otherwise). Per benchmark: "
-                          "`gsm8k=fewshot,humaneval=chat` (others keep the default), or `NAME,gsm8k=fewshot`."})
+                          "`gsm8k=fewshot,humaneval=chat` (others keep the default), or `NAME,gsm8k=fewshot`. "
+                          "lm-eval (gsm8k, math): lm-evaluation-harness 0.4.13's gsm8k 5-shot / minerva_math 4-shot "
+                          "prompts, shots (seed 1234, a set per problem) and stops; results.json adds its filters' "
+                          "verdicts under `lmeval` (gsm8k strict-match, flexible-extract; math math_verify). Use "
+                          "--max_tokens 256 for lm-eval's default generation length."})
     use_chat_template: str = field(
         default="auto",
         metadata={"help": "Render prompts with the tokenizer's chat template: true, false, or auto (true when the "
                           "tokenizer has one, except for the fewshot template). on/off are read as true/false."})
+    mc_scoring: Literal["generate", "loglik"] = field(
+        default="generate",
+        metadata={"help": "Multiple-choice benchmarks (medqa, medmcqa, mmlu_medical, pubmedqa): generate (a completion, "
+                          "graded by its answer letter) or loglik (lm-eval's 0-shot context, the choice with the "
+                          "highest log-likelihood; results.json metrics acc and acc_norm, norm = per character of "
+                          "the choice; HF backend only)."})
     n: int = field(default=1, metadata={"help": "Samples per problem (k of avg@k, pass@k, maj@k)."})
     temperature: float | None = field(
         default=None, metadata={"help": "Sampling temperature; 0 = greedy. Default: each benchmark's harness's (greedy "
@@ -152,6 +162,8 @@ class EvalConfig:
         self.use_chat_template = CHAT_SETTINGS.get(setting, setting)
         if self.use_chat_template not in ("auto", "true", "false"):
             raise ValueError(f"use_chat_template: expected auto, true or false, got {self.use_chat_template!r}")
+        if self.mc_scoring not in ("generate", "loglik"):
+            raise ValueError(f"mc_scoring: expected generate or loglik, got {self.mc_scoring!r}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend: unknown backend {self.backend!r}; valid: {', '.join(BACKENDS.names())}")
         if self.perplexity_stride < 1 or self.perplexity_stride > self.perplexity_window:

@@ -33,7 +33,8 @@ from prift.eval.backends import Backend, Sampling, make_backend
 from prift.eval.benchmarks import Benchmark, Problem, get_benchmark
 from prift.eval.config import EvalConfig
 from prift.eval.grading import GradingSettings, grade, majority_votes
-from prift.eval.metrics import ProblemSamples, summarize, summarize_subsets
+from prift.eval.lmeval import is_parity, mc_request, mc_verdicts, parity_task
+from prift.eval.metrics import ProblemSamples, mean_stderr, summarize, summarize_subsets
 from prift.eval.samples import SampleStore, discard_samples
 from prift.eval.templates import generation_stops, render, resolve_template, stop_strings, use_chat_template
 from prift.rewards.sandbox import SandboxConfig
@@ -85,9 +86,17 @@ class BenchmarkRun:
             raise ValueError(f"use_chat_template=true but the tokenizer of {config.model_name_or_path!r} has no chat template; use "
                              "--chat_template off (plain prompts) or auto")
         self.tokenizer = tokenizer
-        self.stops = generation_stops(tokenizer, getattr(backend, "generation_config", None), self.chat, config.model_name_or_path)
-        self.sampling: Sampling = replace(config.sampling(stop_strings(self.template, self.bench), self.bench.generation),
+        self.parity = parity_task(self.bench) if is_parity(self.template) else None  # lm-eval's stops and filters
+        self.loglik = self.bench.task == "choice" and config.mc_scoring == "loglik"
+        if self.loglik and not hasattr(backend, "loglikelihood"):
+            raise ValueError(f"mc_scoring=loglik needs the hf backend, not {config.backend!r}")
+        self.stops = generation_stops(tokenizer, getattr(backend, "generation_config", None), self.chat,
+                                      config.model_name_or_path)
+        stop = stop_strings(self.template, self.bench) + (self.parity.stop if self.parity else ())
+        self.sampling: Sampling = replace(config.sampling(stop, self.bench.generation),
                                           stop_token_ids=tuple(self.stops["token_ids"]))
+        if self.loglik:  # one scored row per problem
+            self.sampling = replace(self.sampling, n=1)
         self.store = SampleStore(samples_path(out, name), self.settings(), shard=rank if world > 1 else None)
         self.timing = {"generation_s": 0.0, "grading_s": 0.0}
 
@@ -95,9 +104,12 @@ class BenchmarkRun:
         c = self.config
         return {"model": c.model_name_or_path, "backend": c.backend, "template": self.template.name, "chat_template": self.chat,
                 "sampling": asdict(self.sampling), "seed": c.seed, "chunk_size": c.problems_per_chunk(),
-                "benchmark_settings": self.bench.settings, "dtype": c.dtype}
+                "benchmark_settings": self.bench.settings, "dtype": c.dtype,
+                **({"mc_scoring": "loglik"} if self.loglik else {})}
 
     def prompt(self, problem: Problem) -> str:
+        if self.loglik:
+            return mc_request(self.bench, problem).context
         return render(self.template, self.bench, problem, self.tokenizer, self.chat)
 
     def missing(self, problem: Problem) -> list[int]:
@@ -145,7 +157,9 @@ class BenchmarkRun:
                 todo.append((problem, self.prompt(problem), samples))
             except Exception as exc:  # noqa: BLE001 - a prompt that cannot be built fails its row only
                 rows += self._error_rows(problem, samples, f"prompt failed: {type(exc).__name__}: {exc}")
-        if todo:
+        if todo and self.loglik:
+            rows += self.score_choices([problem for problem, _, _ in todo])
+        elif todo:
             rows += self.generate_and_grade(todo, chunk_seed(self.config.seed, self.name, chunk_index))
         self.store.append(rows)
         return len(rows)
@@ -170,8 +184,57 @@ class BenchmarkRun:
                 "status": result.status, "detail": result.detail, "subset": self.bench.subset(problem),
                 "tokens": gen.tokens, "finish_reason": gen.finish_reason,
                 "gen_s": round(gen_s * share, 4), "grade_s": round(grade_s * share, 4), **result.extra,
+                **({"lmeval": self.parity.verdicts(problem, gen.text)} if self.parity else {}),
             })
         return rows
+
+    def score_choices(self, problems: list[Problem]) -> list[dict]:
+        """``--mc_scoring loglik``: one row per problem with each choice's loglikelihood, ``acc`` and ``acc_norm``
+        (:func:`prift.eval.lmeval.mc_verdicts`). A batch that fails is rescored one problem at a time, so a problem
+        that cannot be scored (too long for the model, ...) becomes an error row and the others are kept."""
+        try:
+            return self._score_choices(problems)
+        except Exception as exc:  # noqa: BLE001 - find the problem that fails, keep the rest
+            if len(problems) > 1:
+                return [row for p in problems for row in self.score_choices([p])]
+            return self._error_rows(problems[0], [0], f"scoring failed: {type(exc).__name__}: {exc}"[:500],
+                                    self.prompt(problems[0]))
+
+    def _score_choices(self, problems: list[Problem]) -> list[dict]:
+        started = time.perf_counter()
+        requests = [mc_request(self.bench, p) for p in problems]
+        flat = iter(self.backend.loglikelihood([(r.context, c) for r in requests for c in r.continuations]))
+        logliks = [[next(flat) for _ in r.choices] for r in requests]
+        seconds = time.perf_counter() - started
+        self.timing["generation_s"] += seconds
+        rows = []
+        for problem, request, lls in zip(problems, requests, logliks, strict=True):
+            verdict = mc_verdicts(request, lls)
+            rows.append({
+                "problem_id": problem.id, "sample": 0, "prompt": request.context, "choices": list(request.choices),
+                "logliks": lls, "answer": self.bench.letters[verdict["pred"]],
+                "answer_norm": self.bench.letters[verdict["pred_norm"]], "gold": problem.gold,
+                "status": "correct" if verdict["acc"] else "wrong", "detail": "", "subset": self.bench.subset(problem),
+                "acc": verdict["acc"], "acc_norm": verdict["acc_norm"], "score_s": round(seconds / len(problems), 4),
+            })
+        return rows
+
+    def extra_metrics(self, rows: dict[str, list[dict | None]]) -> dict:
+        """Per-problem means over samples, then mean and stderr over problems (a missing or error row scores 0):
+        ``acc`` / ``acc_norm`` of loglik scoring, and each lm-eval filter's verdict under ``lmeval``."""
+        def score(value) -> dict:
+            mean, stderr = mean_stderr([sum(map(value, rs)) / len(rs) for rs in rows.values()])
+            return {"value": mean, "stderr": stderr}
+
+        out: dict = {}
+        if self.loglik:
+            out["mc_metrics"] = {m: score(lambda r, m=m: (r or {}).get(m, 0.0)) for m in ("acc", "acc_norm")}
+        if self.parity:
+            names = next((list(r["lmeval"]) for rs in rows.values() for r in rs if r and "lmeval" in r), [])
+            out["lmeval"] = {"task": self.parity.task, **{
+                f: score(lambda r, f=f: float(((r or {}).get("lmeval") or {}).get(f, {}).get("correct", False)))
+                for f in names}}
+        return out
 
     def results(self, wall_s: float) -> dict:
         n = self.sampling.n
@@ -199,6 +262,9 @@ class BenchmarkRun:
             print(f"[prift] {self.name}: {truncated} of {len(samples)} samples ({truncation['fraction']:.0%}) stopped "
                   f"at max_tokens={self.sampling.max_tokens} and were graded cut; raise --max_tokens",
                   file=sys.stderr, flush=True)
+        extra = self.extra_metrics(rows)
+        summary = summarize(overall, n, majority=majority)
+        summary["metrics"].update(extra.pop("mc_metrics", {}))  # acc, acc_norm beside avg@1 (= acc)
         return {
             "benchmark": self.name, "task": self.bench.task, "split": self.bench.split,
             "rows_documented": self.bench.rows, "rows_loaded": self.loaded.total_rows, "limit": self.config.max_samples,
@@ -207,7 +273,7 @@ class BenchmarkRun:
             "generation_defaults": self.bench.generation,
             "benchmark_settings": self.bench.settings, "data": self.loaded.sources,
             "bad_rows": [{"id": p.id, "error": p.error} for p in self.loaded.problems if p.error],
-            **summarize(overall, n, majority=majority), **summarize_subsets(overall, n, majority=majority),
+            **summary, **summarize_subsets(overall, n, majority=majority), **extra,
             **({"views": views} if views else {}),
             "truncation": truncation, "sandbox_isolation": isolation, "samples_file": f"samples/{self.name}.jsonl",
             "wall_time_s": round(wall_s, 3), **{k: round(v, 3) for k, v in self.timing.items()},

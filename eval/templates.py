@@ -10,6 +10,8 @@ template (``apply_chat_template(..., add_generation_prompt=True)``), with it **o
 | ``chat`` | user = the benchmark's zero-shot instruction (question + answer format) | the user text | — |
 | ``fewshot`` | user = the benchmark's standard base-model prompt (few-shot where its protocol uses shots) | that prompt | the benchmark's |
 
+``lm-eval`` (:mod:`.lmeval`) is lm-evaluation-harness's own prompt (gsm8k 5-shot, minerva_math 4-shot), stops and
+filter verdicts.
 ``default`` picks each benchmark's own default (``qwen-boxed`` for math, ``chat`` for code and multiple choice).
 ``fewshot`` defaults to the chat template off (base models); the others default to on when the tokenizer has one.
 
@@ -40,7 +42,7 @@ class Template:
     uses_base_stop: bool = False
 
 
-TEMPLATES: Registry[Template] = Registry("prompt template")
+TEMPLATES: Registry[Template] = Registry("prompt template", builtins=("prift.eval.lmeval",))  # + ``lm-eval``
 
 
 def chatml(messages: Messages) -> str:

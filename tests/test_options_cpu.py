@@ -25,6 +25,14 @@ SHARED = {  # name -> subcommands that have the concept
 }
 
 
+@pytest.fixture(autouse=True)
+def _fresh_notes(monkeypatch):
+    """Each deprecated name is noted once per process: start every test with none noted yet."""
+    import prift.core.config
+
+    monkeypatch.setattr(prift.core.config, "_SAID", set())
+
+
 def _fields(config_type) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(config_type)}
 

@@ -94,7 +94,7 @@ def test_run_json_records_provenance(core, method, tiny_checkpoint, arith_jsonl)
         assert record["versions"][package] == installed[package] is not None
     preset = METHODS[method]
     assert record["method"] == {"name": method, "rule": preset.rule, "source": preset.source,
-                                "params": preset.params}
+                                "params": preset.params, "terms": preset.terms}
     assert 0 < record["wall_time_s"] <= run.seconds + 0.01
     assert re.fullmatch(r"[0-9a-f]{64}", record["fingerprints"]["data"])
     # same data, same tokenizer: the same data fingerprint for every method
