@@ -139,12 +139,16 @@ class RunData:
         return "; ".join(texts) or "—"
 
     def prompt_order_note(self) -> str | None:
-        """Whether every RL init trained on the same prompts in the same order (from the budget's order digests)."""
+        """Whether every RL init trained on the same prompts in the same order under each seed (from the budget's
+        order digests; seeds draw their own order)."""
         orders = {init: r["budget"]["spent"]["main_prompt_order"]["sha256"] for init, r in self.rl.items() if r}
         if len(orders) < 2:
             return None
-        if len(set(orders.values())) == 1:
-            return f"RL prompt order: identical for all {len(orders)} inits (sha256 {next(iter(orders.values()))[:12]})"
+        if all(len({d for i, d in orders.items() if split_seed(i)[1] == seed}) == 1 for seed in self.seeds):
+            inits = len(orders) // len(self.seeds)
+            if len(self.seeds) == 1:
+                return f"RL prompt order: identical for all {inits} inits (sha256 {next(iter(orders.values()))[:12]})"
+            return f"RL prompt order: identical for all {inits} inits under each of the {len(self.seeds)} seeds"
         return "RL prompt order DIFFERS between inits: " + ", ".join(f"{i}={d[:12]}" for i, d in orders.items())
 
     def reward_curves(self) -> dict[str, list]:
@@ -335,7 +339,9 @@ def readiness_sections(data: RunData) -> list[tuple[str, list[str], Rows]]:
         rho = readiness.spearman(*zip(*pairs, strict=True))
         low, high = readiness.spearman_interval(*zip(*pairs, strict=True))
         order = " > ".join(sorted(inits, key=lambda i: -mean(i, name)))
-        ranks.append([name, order, f"{rho:+.2f}", f"{low:+.2f} to {high:+.2f}", str(len(pairs))])
+        constant = "— (a side is constant)"
+        ranks.append([name, order, constant if math.isnan(rho) else f"{rho:+.2f}",
+                      constant if math.isnan(low) else f"{low:+.2f} to {high:+.2f}", str(len(pairs))])
     return [(f"RL-readiness predictors per SFT init (mean over {len(data.seeds)} seed(s)); RL gain on {bench} (points)",
              ["init", *names, "RL gain"], table),
             (f"Predictors ranked (highest first) and their Spearman rho with the RL gain on {bench} over (init, seed) "
