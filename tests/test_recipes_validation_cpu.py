@@ -121,5 +121,5 @@ def test_packaged_recipes_validate_and_print_their_plan(path, tmp_path, capsys):
 
 
 def test_packaged_recipe_folders_are_not_empty():
-    assert len(_packaged("paper")) >= 5 and len(_packaged("demo")) == 1 and len(_packaged("accelerate")) == 4
+    assert len(_packaged("paper")) >= 5 and len(_packaged("demo")) == 2 and len(_packaged("accelerate")) == 4
     assert len(_packaged("ablations")) == len(_packaged("ablations/cpu")) == 4  # each GPU ablation has a CPU twin
