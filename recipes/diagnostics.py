@@ -6,6 +6,9 @@ On `samples` held-out prompt/completion rows, for the reference and every SFT ch
 - Fig 1a: p_theta(y_t) of each checkpoint against the reference's p_ref(y_t); Pearson and Spearman correlation
   over all tokens. Reference-fed methods stay close to the reference; online methods drift.
 - Fig 3a: the token entropy H_t = -sum_v p(v) log p(v) of each checkpoint (full vocabulary), as a distribution.
+- RL-readiness (per checkpoint, over all scored tokens): held-out NLL = mean_t -log p_theta(y_t), and the KL to the
+  base model KL_t = sum_v p_theta(v) (log p_theta(v) - log p_base(v)) of the next-token distributions at the same
+  teacher-forced positions (the held-out prompts and completions), averaged over t.
 - Fig 5: one example's tokens with p_ref(y_t), each checkpoint's p_theta(y_t) and each variant's weight m_t from
   `prift.sft.priorities.token_weights` (its rule on its source's logits: the reference for reference-fed methods,
   the trained checkpoint itself for online/EMA ones; rules fed by data labels have no weight row); and, where a
@@ -40,6 +43,7 @@ class DiagnosticsRun:
     checkpoints: dict[str, str]  # variant -> checkpoint folder
     methods: dict[str, str]  # variant -> method preset
     output_dir: str
+    base: str | None = None  # the base model the SFT started from (KL to base; default: the reference)
 
 
 def _split(row: dict) -> tuple[list | str, list | str]:
@@ -72,12 +76,18 @@ def aligned_logits(model, ids: torch.Tensor, labels: torch.Tensor) -> tuple[torc
 
 
 def token_stats(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, list[float]]:
-    """Target probability and full-vocabulary entropy at every scored position."""
+    """Target probability p(y_t), full-vocabulary entropy and NLL -log p(y_t) at every scored position."""
     mask = labels != -100
-    p = signals_from_logits(logits, labels, ("logp",))["logp"].exp()
+    logp = signals_from_logits(logits, labels, ("logp",))["logp"]
     logq = logits.log_softmax(-1)
     entropy = -(logq.exp() * logq).sum(-1)
-    return {"p": p[mask].tolist(), "entropy": entropy[mask].tolist()}
+    return {"p": logp.exp()[mask].tolist(), "entropy": entropy[mask].tolist(), "nll": (-logp)[mask].tolist()}
+
+
+def kl_to_base(logits: torch.Tensor, base_logits: torch.Tensor, labels: torch.Tensor) -> list[float]:
+    """KL(p_theta || p_base) = sum_v p_theta(v) (log p_theta(v) - log p_base(v)) at every scored position."""
+    logq, logb = logits.log_softmax(-1), base_logits.log_softmax(-1)
+    return (logq.exp() * (logq - logb)).sum(-1)[labels != -100].tolist()
 
 
 def _ranks(values: torch.Tensor) -> torch.Tensor:
@@ -118,14 +128,19 @@ def run_diagnostics(config: DiagnosticsRun) -> Path:
     encoded = [encode(tokenizer, row, spec.max_length) for row in rows]
     example = spec.example % len(encoded)
     models = {"reference": config.reference, **config.checkpoints}
-    stats, example_logits = {}, {}
+    base = load_causal_lm(config.base or config.reference, "float32").eval()
+    stats, example_logits, kl = {}, {}, {}
     for name, path in models.items():
         model = load_causal_lm(path, "float32").eval()
         per_row = [aligned_logits(model, ids, labels) for ids, labels in encoded]
         rows_stats = [token_stats(logits, labels) for logits, labels in per_row]
-        stats[name] = {key: [v for s in rows_stats for v in s[key]] for key in ("p", "entropy")}
+        stats[name] = {key: [v for s in rows_stats for v in s[key]] for key in ("p", "entropy", "nll")}
+        if name in config.checkpoints:
+            kl[name] = [v for (logits, labels), (ids, _) in zip(per_row, encoded, strict=True)
+                        for v in kl_to_base(logits, aligned_logits(base, ids, labels)[0], labels)]
         example_logits[name] = per_row[example]
         del model, per_row
+    del base
     ref_logits, ex_labels = example_logits["reference"]
     tokens = [tokenizer.decode([t]) for t in ex_labels[ex_labels != -100].tolist()]
     heat = {"p_ref": stats_row(ref_logits, ex_labels)}
@@ -139,14 +154,20 @@ def run_diagnostics(config: DiagnosticsRun) -> Path:
                                            example_logits[name][0])
                   for name, path in config.checkpoints.items() if saved_steps(path)}
     checkpoints = {name: {**correlation(stats[name]["p"], stats["reference"]["p"]), "method": config.methods[name],
-                          "mean_entropy": sum(stats[name]["entropy"]) / len(stats[name]["entropy"])}
+                          "mean_entropy": _mean(stats[name]["entropy"]), "nll": _mean(stats[name]["nll"]),
+                          "kl_to_base": _mean(kl[name])}
                    for name in config.checkpoints}
     write_json_atomic(out / "diagnostics.json", record.payload(
         checkpoints=checkpoints, tokens=len(stats["reference"]["p"]),
-        values={name: {k: [round(v, 5) for v in vals] for k, vals in s.items()} for name, s in stats.items()},
+        values={name: {k: [round(s[k][i], 5) for i in range(len(s[k]))] for k in ("p", "entropy")}
+                for name, s in stats.items()},
         example={"row": example, "tokens": tokens,
                  "rows": {k: [round(v, 5) for v in vals] for k, vals in heat.items()}, "trajectory": trajectory}))
     return out
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
 
 
 def saved_steps(folder: str | Path) -> list[tuple[int, Path]]:

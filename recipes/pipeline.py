@@ -3,7 +3,13 @@
 Stages, in run order (each writes into `<run>/<name>`):
 
     eval/base -> sft/<v> (all variants; one shared reference cache) -> eval/sft-<v> -> diagnostics
-              -> rl/<v> (and rl/base with rl_from_base; one budget) -> eval/rl-<init>
+              -> eval/ready-<v> (with `readiness`) -> rl/<v> (and rl/base with rl_from_base; one budget)
+              -> eval/rl-<init>
+
+With `seeds: [s1, s2, ...]` every stage but eval/base runs once per seed, named `<stage>/seed<s>` (e.g.
+`sft/nll/seed1`, `eval/rl-base/seed2`, `diagnostics/seed1`), each with its own fingerprint and folder; the
+reference cache (keyed by reference and data, not seed) is shared. eval/base evaluates the untrained base model
+once; it is the base init's pre-RL score under every seed. A single-seed recipe keeps the unsuffixed names.
 
 Stages hand off only through files: a downstream stage's model is its upstream's output folder. A recipe's `launch`
 runs SFT and RL stages in their own launched processes (`accelerate launch ...`, see :mod:`prift.recipes.launch`);
@@ -108,35 +114,56 @@ class Stage:
     error: str | None = None
 
 
+def seeded(name: str, seed: int | None) -> str:
+    """The stage name under `seed` (None: a single-seed recipe, the name unchanged)."""
+    return name if seed is None else f"{name}/seed{seed}"
+
+
+def split_seed(name: str) -> tuple[str, int | None]:
+    """(stage name without its seed suffix, the seed or None): the inverse of `seeded`."""
+    head, _, tail = name.rpartition("/seed")
+    return (head, int(tail)) if head and tail.isdigit() else (name, None)
+
+
 def build_stages(recipe: Recipe, run_dir: Path) -> list[Stage]:
-    """The stage graph of `recipe` with outputs under `run_dir`, in run order."""
+    """The stage graph of `recipe` with outputs under `run_dir`, in run order (per kind, then per seed)."""
     from prift.recipes.diagnostics import DiagnosticsRun
 
     def out(name: str) -> Path:
         return run_dir / name
 
+    seeds = [None] if len(recipe.seeds) == 1 else recipe.seeds
     stages = [Stage("eval/base", "eval", recipe.eval_config(recipe.base_model, out("eval/base")), out("eval/base"))]
-    for v in recipe.variants:
-        fields = recipe.sft_fields(v, out(f"sft/{v.name}"))
-        stages.append(Stage(f"sft/{v.name}", "sft", recipe.sft_config(v, out(f"sft/{v.name}")), out(f"sft/{v.name}"),
-                            fields=fields, launch=recipe.launch.get("sft")))
-    for v in recipe.variants:
-        name = f"eval/sft-{v.name}"
-        stages.append(Stage(name, "eval", recipe.eval_config(out(f"sft/{v.name}"), out(name)), out(name),
-                            (f"sft/{v.name}",)))
-    if recipe.diagnostics is not None:
-        checkpoints = {v.name: str(out(f"sft/{v.name}")) for v in recipe.variants}
-        config = DiagnosticsRun(recipe.diagnostics, recipe.reference_model or recipe.base_model, checkpoints,
-                                {v.name: v.method for v in recipe.variants}, str(out("diagnostics")))
-        stages.append(Stage("diagnostics", "diagnostics", config, out("diagnostics"),
-                            tuple(f"sft/{v.name}" for v in recipe.variants)))
-    for init in recipe.rl_inits():
-        start, deps = (recipe.base_model, ()) if init == "base" else (out(f"sft/{init}"), (f"sft/{init}",))
-        stages.append(Stage(f"rl/{init}", "rl", recipe.rl_config(init, start, out(f"rl/{init}")), out(f"rl/{init}"),
-                            deps, fields=recipe.rl_fields(init, start, out(f"rl/{init}")), launch=recipe.launch.get("rl")))
-    for init in recipe.rl_inits():
-        name = f"eval/rl-{init}"
-        stages.append(Stage(name, "eval", recipe.eval_config(out(f"rl/{init}"), out(name)), out(name), (f"rl/{init}",)))
+    for seed in seeds:
+        for v in recipe.variants:
+            name = seeded(f"sft/{v.name}", seed)
+            stages.append(Stage(name, "sft", recipe.sft_config(v, out(name), seed), out(name),
+                                fields=recipe.sft_fields(v, out(name), seed), launch=recipe.launch.get("sft")))
+    for seed in seeds:
+        for v in recipe.variants:
+            sft, name = seeded(f"sft/{v.name}", seed), seeded(f"eval/sft-{v.name}", seed)
+            stages.append(Stage(name, "eval", recipe.eval_config(out(sft), out(name), seed), out(name), (sft,)))
+    for seed in seeds if recipe.diagnostics is not None else ():
+        sfts = {v.name: seeded(f"sft/{v.name}", seed) for v in recipe.variants}
+        name = seeded("diagnostics", seed)
+        config = DiagnosticsRun(recipe.diagnostics, recipe.reference_model or recipe.base_model,
+                                {v: str(out(s)) for v, s in sfts.items()}, {v.name: v.method for v in recipe.variants},
+                                str(out(name)), recipe.base_model)
+        stages.append(Stage(name, "diagnostics", config, out(name), tuple(sfts.values())))
+    for seed in seeds if recipe.readiness is not None else ():
+        for v in recipe.variants:
+            sft, name = seeded(f"sft/{v.name}", seed), seeded(f"eval/ready-{v.name}", seed)
+            stages.append(Stage(name, "eval", recipe.readiness_config(out(sft), out(name), seed), out(name), (sft,)))
+    for seed in seeds:
+        for init in recipe.rl_inits():
+            sft, name = seeded(f"sft/{init}", seed), seeded(f"rl/{init}", seed)
+            start, deps = (recipe.base_model, ()) if init == "base" else (out(sft), (sft,))
+            stages.append(Stage(name, "rl", recipe.rl_config(init, start, out(name), seed), out(name), deps,
+                                fields=recipe.rl_fields(init, start, out(name), seed), launch=recipe.launch.get("rl")))
+    for seed in seeds:
+        for init in recipe.rl_inits():
+            rl, name = seeded(f"rl/{init}", seed), seeded(f"eval/rl-{init}", seed)
+            stages.append(Stage(name, "eval", recipe.eval_config(out(rl), out(name), seed), out(name), (rl,)))
     return stages
 
 

@@ -4,6 +4,7 @@
     base_model: smollm2-135m-instruct
     reference_model: null           # frozen reference of the PriFT variants (default: base_model)
     seed: 42                        # every stage's seed (SFT, RL sampling and prompt order, eval sampling)
+    seeds: [1, 2]                   # instead of `seed`: every SFT variant, RL stage and their evals once per seed
     sft: {dataset: ..., max_steps: 8, ...}          # PriftSFTConfig fields shared by every variant
     variants: [nll, dft, {name: mass04, method: prift_mass, rule_params: {threshold: 0.4}}]
     rl: {dataset: ..., budget: 8, budget_unit: prompts, ...}   # PriftRLConfig fields; null = no RL stage
@@ -11,6 +12,8 @@
     eval: {benchmarks: arith=../data/arith/test.jsonl,gsm8k, n: 1, max_samples: 32, ...}   # EvalConfig fields
     eval_overrides: {gsm8k: {max_samples: 4, max_tokens: 160}}   # EvalConfig fields for one benchmark only
     diagnostics: {dataset: ..., samples: 16}       # held-out rows for the PriFT paper's figures; null = none
+    readiness: {k: 8, benchmarks: held=../data/x.jsonl, max_samples: 16, temperature: 1.0}   # k samples per held-out
+                                    # problem of every SFT init: the RL-readiness predictors; null = none
     unavailable_benchmarks: [aime24]  # benchmarks the paper used that prift cannot evaluate yet (reported)
     launch: {sft: accelerate launch --config_file ../accelerate/multi_gpu.yaml}   # see prift.recipes.launch
     published: {source: "paper Table 3", scores: {prift_mass: {avg@16: 40.67, pass@16: 69.60}}}   # shown in the report
@@ -112,7 +115,9 @@ class Recipe:
     sft: dict = field(default_factory=dict)  # PriftSFTConfig fields shared by every variant
     rl: dict | None = None  # PriftRLConfig fields shared by every init (None: no RL stage)
     reference_model: str | None = None  # frozen reference of reference-fed methods and diagnostics (None: base)
-    seed: int = 42  # the seed of every stage
+    seed: int = 42  # the seed of eval/base (and, with one seed, of every stage): the first of `seeds`
+    seeds: list[int] = field(default_factory=list)  # SFT, RL and their evals run once per seed (default: [seed])
+    readiness: dict | None = None  # {k, EvalConfig fields}: the readiness eval of every SFT init (None: none)
     output_dir: str | None = None  # run folder (`--output_dir` wins)
     rl_from_base: bool = False  # add the control arm: RL from the base model under the same budget
     eval_overrides: dict = field(default_factory=dict)  # benchmark -> EvalConfig fields for that benchmark only
@@ -122,13 +127,14 @@ class Recipe:
     launch: dict[str, list[str]] = field(default_factory=dict)  # stage kind -> launcher argv prefix (multi-process)
     published: dict = field(default_factory=dict)  # {source, scores: {variant: {metric: %}}}: the paper's numbers
 
-    def sft_fields(self, variant: Variant, output_dir: str | Path) -> dict:
-        """The PriftSFTConfig fields of one variant's SFT stage (what a launched stage reads from YAML)."""
+    def sft_fields(self, variant: Variant, output_dir: str | Path, seed: int | None = None) -> dict:
+        """The PriftSFTConfig fields of one variant's SFT stage under `seed` (default: the recipe's `seed`)."""
         return {**self.sft, **variant.sft, "model_name_or_path": self.base_model, "method": variant.method,
-                "reference_model": self.reference_model, "output_dir": str(output_dir), "seed": self.seed}
+                "reference_model": self.reference_model, "output_dir": str(output_dir),
+                "seed": self.seed if seed is None else seed}
 
-    def sft_config(self, variant: Variant, output_dir: str | Path) -> PriftSFTConfig:
-        return _build(PriftSFTConfig, self.sft_fields(variant, output_dir), f"{self.path}: variant {variant.name!r}")
+    def sft_config(self, variant: Variant, output_dir: str | Path, seed: int | None = None) -> PriftSFTConfig:
+        return _build(PriftSFTConfig, self.sft_fields(variant, output_dir, seed), f"{self.path}: variant {variant.name!r}")
 
     def rl_inits(self) -> list[str]:
         """Names of the inits RL starts from: every variant, then `base` for the control arm."""
@@ -136,22 +142,31 @@ class Recipe:
             return []
         return [v.name for v in self.variants] + (["base"] if self.rl_from_base else [])
 
-    def rl_fields(self, init: str, model: str | Path, output_dir: str | Path) -> dict:
-        """The PriftRLConfig fields of RL from `init` (what a launched stage reads from YAML)."""
+    def rl_fields(self, init: str, model: str | Path, output_dir: str | Path, seed: int | None = None) -> dict:
+        """The PriftRLConfig fields of RL from `init` under `seed` (what a launched stage reads from YAML)."""
         overrides = next((v.rl for v in self.variants if v.name == init), {})
         return {**(self.rl or {}), **overrides, "model_name_or_path": str(model), "output_dir": str(output_dir),
-                "seed": self.seed}
+                "seed": self.seed if seed is None else seed}
 
-    def rl_config(self, init: str, model: str | Path, output_dir: str | Path) -> PriftRLConfig:
-        return _build(PriftRLConfig, self.rl_fields(init, model, output_dir), f"{self.path}: rl (init {init!r})")
+    def rl_config(self, init: str, model: str | Path, output_dir: str | Path, seed: int | None = None) -> PriftRLConfig:
+        return _build(PriftRLConfig, self.rl_fields(init, model, output_dir, seed), f"{self.path}: rl (init {init!r})")
 
-    def eval_config(self, model: str | Path, output_dir: str | Path) -> EvalSuite:
-        items = _build(EvalConfig, self.eval, f"{self.path}: eval").benchmark_items()
+    def eval_config(self, model: str | Path, output_dir: str | Path, seed: int | None = None) -> EvalSuite:
+        return self._suite(self.eval, model, output_dir, seed, "eval", self.eval_overrides)
+
+    def readiness_config(self, model: str | Path, output_dir: str | Path, seed: int | None = None) -> EvalSuite:
+        """The readiness eval: `eval`'s fields, then `readiness`'s, with n = readiness.k samples per problem."""
+        fields = {**self.eval, **{k: v for k, v in self.readiness.items() if k != "k"}, "n": self.readiness["k"]}
+        return self._suite(fields, model, output_dir, seed, "readiness", {})
+
+    def _suite(self, shared: dict, model, output_dir, seed: int | None, key: str, overrides: dict) -> EvalSuite:
+        items = _build(EvalConfig, shared, f"{self.path}: {key}").benchmark_items()
         configs = {}
         for bench, item in items.items():
-            fields = {**self.eval, **self.eval_overrides.get(bench, {}), "benchmarks": item, "model_name_or_path": str(model),
-                      "output_dir": str(Path(output_dir) / bench), "seed": self.seed}
-            configs[bench] = _build(EvalConfig, fields, f"{self.path}: eval ({bench})")
+            fields = {**shared, **overrides.get(bench, {}), "benchmarks": item,
+                      "model_name_or_path": str(model),
+                      "output_dir": str(Path(output_dir) / bench), "seed": self.seed if seed is None else seed}
+            configs[bench] = _build(EvalConfig, fields, f"{self.path}: {key} ({bench})")
         return EvalSuite(configs, str(output_dir))
 
     def report_notes(self) -> list[str]:
@@ -167,7 +182,7 @@ def describe_recipe(recipe: Recipe) -> str:
     """The recipe in a few lines: models, variants, the shared RL budget, evaluation."""
     lines = [f"[prift] recipe {recipe.name} ({recipe.path})",
              f"  base model: {recipe.base_model}; reference: {recipe.reference_model or 'the base model'}; "
-             f"seed {recipe.seed}",
+             f"seed{'s ' + ', '.join(map(str, recipe.seeds)) if len(recipe.seeds) > 1 else ' ' + str(recipe.seed)}",
              f"  SFT variants: {', '.join(f'{v.name} ({v.method})' for v in recipe.variants)}"]
     if recipe.rl is not None:
         rl = recipe.rl_config(recipe.rl_inits()[0], "init", "out")
@@ -292,13 +307,14 @@ def load_recipe(path: str | Path, output_dir: str | None = None, base_model: str
         if not raw.get(key):
             raise ConfigError(f"{path}: missing required key {key!r}")
     top = _resolve_paths({k: raw[k] for k in ("base_model", "reference_model") if raw.get(k)}, path)
+    seeds = _seeds(raw, path)
     recipe = Recipe(
         path=path, name=str(raw["name"]), base_model=top["base_model"], reference_model=top.get("reference_model"),
-        seed=int(raw.get("seed", 42)), output_dir=output_dir or raw.get("output_dir"),
+        seed=seeds[0], seeds=seeds, output_dir=output_dir or raw.get("output_dir"),
         sft=_section(raw, "sft", path), rl=_section(raw, "rl", path) if raw.get("rl") is not None else None,
         eval=_section(raw, "eval", path), rl_from_base=bool(raw.get("rl_from_base", False)),
         variants=[_variant(v, path) for v in raw["variants"]],
-        diagnostics=_diagnostics(raw.get("diagnostics"), path),
+        diagnostics=_diagnostics(raw.get("diagnostics"), path), readiness=_readiness(raw.get("readiness"), path),
         unavailable_benchmarks=list(raw.get("unavailable_benchmarks") or []), notes=str(raw.get("notes", "")),
         launch=_launch(raw.get("launch"), path), published=_published(raw.get("published"), path))
     recipe.eval_overrides = _eval_overrides(raw, path, list(recipe.eval_config(recipe.base_model, "out").configs))
@@ -315,6 +331,39 @@ def _eval_overrides(raw: dict, path: Path, benchmarks: list[str]) -> dict:
         _check_keys(mapping, {f.name for f in dataclasses.fields(EvalConfig)}, (*SECTIONS["eval"][1], "benchmarks"),
                     f"{path}: eval_overrides: {bench}")
     return {bench: _resolve_paths(mapping, path) for bench, mapping in overrides.items()}
+
+
+def _seeds(raw: dict, path: Path) -> list[int]:
+    """`seeds: [s1, s2, ...]` (distinct integers), else `[seed]` (default 42); setting both is ambiguous."""
+    if "seeds" not in raw:
+        return [int(raw.get("seed", 42))]
+    seeds = raw["seeds"]
+    if "seed" in raw:
+        raise ConfigError(f"{path}: set `seed` or `seeds`, not both")
+    if (not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+            or len(set(seeds)) != len(seeds)):
+        raise ConfigError(f"{path}: seeds: expected a non-empty list of distinct integers, got {seeds!r}")
+    return seeds
+
+
+def _readiness(raw, path: Path) -> dict | None:
+    """`{k: int >= 1, EvalConfig fields}`; more than one sample per problem needs an explicit temperature > 0."""
+    if not raw:
+        return None
+    where = f"{path}: readiness"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping {{k: NUMBER, EvalConfig fields}}")
+    k = raw.get("k")
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ConfigError(f"{where}: k: expected an integer >= 1 (samples per held-out problem), got {k!r}")
+    if k > 1 and not (raw.get("temperature") or 0) > 0:
+        raise ConfigError(f"{where}: temperature: k = {k} samples per problem need sampling (temperature > 0)")
+    fields = resolve_aliases(EvalConfig, {key: v for key, v in raw.items() if key != "k"}, f"{where}: ")
+    _check_keys(fields, {f.name for f in dataclasses.fields(EvalConfig)}, (*SECTIONS["eval"][1], "n"), where)
+    fields = _resolve_paths(fields, path)
+    if isinstance(fields.get("benchmarks"), str):
+        fields["benchmarks"] = ",".join(_resolve_benchmark(i.strip(), path) for i in fields["benchmarks"].split(","))
+    return {**fields, "k": k}
 
 
 def _launch(raw, path: Path) -> dict[str, list[str]]:
@@ -363,4 +412,6 @@ def _validate(recipe: Recipe) -> None:
     for variant in recipe.variants:
         recipe.sft_config(variant, "out")
     recipe.eval_config(recipe.base_model, "out")
+    if recipe.readiness is not None:
+        recipe.readiness_config(recipe.base_model, "out")
     check_budgets(recipe)

@@ -8,6 +8,13 @@ stages with their status and wall time. The HTML embeds every PNG; `summary.png`
 
 Init `base` is the base model: its pre-RL score is `eval/base`, its post-RL score `eval/rl-base` (the
 rl_from_base control arm).
+
+With several seeds (stages `<name>/seed<s>`) every score is the mean over problems and seeds with its 95% two-level
+bootstrap interval (problems and seeds resampled, `prift.eval.paired`), every difference (init vs init before and
+after RL, each init's RL gain, init vs init in RL gain) is paired over problems and seeds, and a difference is called
+resolved only when its interval excludes 0. The RL-readiness section (`prift.recipes.readiness`) ranks the SFT
+inits by each predictor and gives its Spearman correlation with the realised RL gain over (init, seed) points.
+Figures show the first seed.
 """
 
 from __future__ import annotations
@@ -22,8 +29,8 @@ from prift.eval.metrics import pass_at_k
 from prift.eval.paired import paired_bootstrap
 from prift.eval.report import build_table
 from prift.eval.report import plot as plot_eval_table
-from prift.recipes import plots
-from prift.recipes.pipeline import SUMMARY_FILE
+from prift.recipes import plots, readiness
+from prift.recipes.pipeline import SUMMARY_FILE, seeded, split_seed
 
 Rows = list[list[str]]
 CAPTIONS = {  # figure name prefix -> heading in the report
@@ -97,39 +104,51 @@ class RunData:
                    if s["kind"] == "rl" and s["status"] in ("done", "skipped")}
         self.sft = {name.split("/", 1)[1]: _json(Path(s["output"]) / "run.json") for name, s in self.stages.items()
                     if s["kind"] == "sft" and s["status"] in ("done", "skipped")}
-        diag = self.stages.get("diagnostics")
-        ok = diag and diag["status"] in ("done", "skipped")
-        self.diagnostics = _json(Path(diag["output"]) / "diagnostics.json") if ok else None
-        variants = [n.split("/", 1)[1] for n in self.stages if n.startswith("sft/")]
+        self.seeds = sorted({s for s in (split_seed(n)[1] for n in self.stages) if s is not None}) or [None]
+        self.diagnostics_by_seed = {seed: _json(Path(d["output"]) / "diagnostics.json")
+                                    for seed in self.seeds if (d := self.stages.get(seeded("diagnostics", seed)))
+                                    and d["status"] in ("done", "skipped")}
+        self.diagnostics = self.diagnostics_by_seed.get(self.seeds[0])
+        variants = list(dict.fromkeys(split_seed(n)[0].split("/", 1)[1] for n in self.stages if n.startswith("sft/")))
         self.inits = variants + ["base"]
-        self.benchmarks = list(dict.fromkeys(b for r in self.evals.values() if r for b in r.get("results", {})))
+        self.variants = variants
+        self.benchmarks = list(dict.fromkeys(b for name, r in self.evals.items() if r and not
+                                             name.startswith("eval/ready-") for b in r.get("results", {})))
 
     def metric(self, bench: str) -> str:
         return next(primary_metric(r["results"][bench]) for r in self.evals.values() if r and bench in r["results"])
 
-    def phases(self, init: str) -> dict[str, str]:
-        pre = "eval/base" if init == "base" else f"eval/sft-{init}"
-        return {"pre-RL": pre, "post-RL": f"eval/rl-{init}"}
+    def phases(self, init: str, seed: int | None = None) -> dict[str, str]:
+        """The eval stages of `init` under `seed` (default: the first); the base model's pre-RL eval is shared."""
+        seed = self.seeds[0] if seed is None else seed
+        pre = "eval/base" if init == "base" else seeded(f"eval/sft-{init}", seed)
+        return {"pre-RL": pre, "post-RL": seeded(f"eval/rl-{init}", seed)}
 
     def scores(self, bench: str) -> dict[str, dict[str, tuple[float, float | None] | None]]:
         return {init: {phase: _cell(self.evals.get(stage), bench) for phase, stage in self.phases(init).items()
                        if stage in self.stages} for init in self.inits}
 
     def spent(self, init: str) -> str:
-        record = self.rl.get(init)
-        if not record:
-            return "—"
-        budget, spent = record["budget"], record["budget"]["spent"]
-        return (f"{spent.get(budget['unit'])}/{budget['amount']} {budget['unit']} ({spent['completions']} completions, "
-                f"{spent['tokens']} tokens, {spent['wall_time_s']:.0f} s)")
+        texts = []
+        for seed in self.seeds:
+            record = self.rl.get(seeded(init, seed))
+            if record:
+                budget, spent = record["budget"], record["budget"]["spent"]
+                texts.append(f"{spent.get(budget['unit'])}/{budget['amount']} {budget['unit']} ({spent['completions']} "
+                             f"completions, {spent['tokens']} tokens, {spent['wall_time_s']:.0f} s)")
+        return "; ".join(texts) or "—"
 
     def prompt_order_note(self) -> str | None:
-        """Whether every RL init trained on the same prompts in the same order (from the budget's order digests)."""
+        """Whether every RL init trained on the same prompts in the same order under each seed (from the budget's
+        order digests; seeds draw their own order)."""
         orders = {init: r["budget"]["spent"]["main_prompt_order"]["sha256"] for init, r in self.rl.items() if r}
         if len(orders) < 2:
             return None
-        if len(set(orders.values())) == 1:
-            return f"RL prompt order: identical for all {len(orders)} inits (sha256 {next(iter(orders.values()))[:12]})"
+        if all(len({d for i, d in orders.items() if split_seed(i)[1] == seed}) == 1 for seed in self.seeds):
+            inits = len(orders) // len(self.seeds)
+            if len(self.seeds) == 1:
+                return f"RL prompt order: identical for all {inits} inits (sha256 {next(iter(orders.values()))[:12]})"
+            return f"RL prompt order: identical for all {inits} inits under each of the {len(self.seeds)} seeds"
         return "RL prompt order DIFFERS between inits: " + ", ".join(f"{i}={d[:12]}" for i, d in orders.items())
 
     def reward_curves(self) -> dict[str, list]:
@@ -151,16 +170,22 @@ class RunData:
                   for variant, r in self.sft.items()}
         return {variant: points for variant, points in curves.items() if points}
 
-    def correct(self, stage: str, bench: str) -> tuple[int, dict[str, list[bool]]] | None:
-        """(samples per problem n, each problem's sample correctness) of `bench` in an eval stage, from its samples."""
+    def samples(self, stage: str, bench: str) -> tuple[int, dict[str, list[dict]]] | None:
+        """(samples per problem n, each problem's sample rows) of `bench` in an eval stage, from its samples file."""
         result = (self.evals.get(stage) or {}).get("results", {}).get(bench)
         if not result:
             return None
-        correct: dict[str, list[bool]] = {}
+        rows: dict[str, list[dict]] = {}
         for line in (Path(self.stages[stage]["output"]) / result["samples_file"]).read_text().splitlines():
             row = json.loads(line)
-            correct.setdefault(row["problem_id"], []).append(row["status"] == "correct")
-        return result["sampling"]["n"], correct
+            rows.setdefault(row["problem_id"], []).append(row)
+        return result["sampling"]["n"], rows
+
+    def correct(self, stage: str, bench: str) -> tuple[int, dict[str, list[bool]]] | None:
+        """(samples per problem n, each problem's sample correctness) of `bench` in an eval stage."""
+        found = self.samples(stage, bench)
+        return None if found is None else (found[0], {p: [r["status"] == "correct" for r in rows]
+                                                     for p, rows in found[1].items()})
 
     def pass_at_k(self, bench: str) -> dict[str, list[float]]:
         """Mean pass@k over problems for k = 1..n, per eval stage that ran `bench`."""
@@ -176,11 +201,49 @@ class RunData:
 
     def problem_scores(self, stage: str, bench: str) -> dict[str, float] | None:
         """Each problem's avg@n (mean correctness of its samples) of `bench` in an eval stage."""
-        found = self.correct(stage, bench)
+        found = self.correct(stage, bench) if stage in self.stages else None
         return None if found is None else {p: sum(c) / len(c) for p, c in found[1].items() if c}
+
+    def matrices(self, init: str, bench: str) -> dict[str, dict[str, list[float]]]:
+        """phase -> problem -> [avg@n under each seed] (problems every seed scored): pre-RL, post-RL and the RL
+        gain (post - pre per problem and seed), for the phases every seed ran."""
+        out = {}
+        for phase in ("pre-RL", "post-RL"):
+            per_seed = [self.problem_scores(self.phases(init, seed)[phase], bench) for seed in self.seeds]
+            if all(per_seed):
+                shared = set.intersection(*(set(scores) for scores in per_seed))
+                out[phase] = {p: [scores[p] for scores in per_seed] for p in sorted(shared)}
+        if len(out) == 2:
+            pre, post = out["pre-RL"], out["post-RL"]
+            out["RL gain"] = {p: [b - a for a, b in zip(pre[p], post[p], strict=True)] for p in post if p in pre}
+        return out
+
+
+def _interval(rows: list[list[float]]):
+    """The mean over problems and seeds of `rows` [problems][seeds] and its two-level bootstrap interval."""
+    return paired_bootstrap(rows, [[0.0] * len(r) for r in rows])
+
+
+def _ci(diff, signed: bool = False) -> str:
+    sign = "+" if signed else ""
+    return f"{100 * diff.mean:{sign}.1f} [{100 * diff.low:{sign}.1f}, {100 * diff.high:{sign}.1f}]"
+
+
+def seed_score_rows(data: RunData, bench: str) -> Rows:
+    """Per init: mean pre-RL, post-RL and RL gain over problems and seeds with 95% intervals, and the verdict."""
+    rows = []
+    for init in data.inits:
+        found = {phase: _interval(list(m.values())) for phase, m in data.matrices(init, bench).items() if len(m) > 1}
+        cells = [_ci(found[p], p == "RL gain") if p in found else "—" for p in ("pre-RL", "post-RL", "RL gain")]
+        gain = found.get("RL gain")
+        verdict = "—" if gain is None else gain.describe(f"{init} after RL", f"{init} before RL")
+        rows.append([init, *cells, verdict, data.spent(init)])
+    return rows
 
 
 def score_rows(data: RunData, bench: str) -> Rows:
+    if len(data.seeds) > 1:
+        return seed_score_rows(data, bench)
     rows = []
     for init, cells in data.scores(bench).items():
         pre, post = cells.get("pre-RL"), cells.get("post-RL")
@@ -194,35 +257,96 @@ def score_rows(data: RunData, bench: str) -> Rows:
 
 def paired_rows(data: RunData, bench: str) -> Rows:
     """Every init against the baseline (`nll` when it ran, else the first init): the paired difference of their
-    per-problem avg@n before RL, after RL and in RL gain, with its 95% bootstrap interval over problems."""
+    per-problem avg@n before RL, after RL and in RL gain (each problem's post - pre), with its 95% bootstrap
+    interval over problems and seeds, and the verdict in words."""
     baseline = "nll" if "nll" in data.inits else data.inits[0]
-    scores = {init: {phase: data.problem_scores(stage, bench) for phase, stage in data.phases(init).items()
-                     if stage in data.stages} for init in data.inits}  # each samples file read once
+    matrices = {init: data.matrices(init, bench) for init in data.inits}
     rows = []
     for init in (i for i in data.inits if i != baseline):
-        per_phase = {}
-        for phase in ("pre-RL", "post-RL"):
-            pair = [scores[i].get(phase) for i in (init, baseline)]
-            if all(pair):
-                per_phase[phase] = pair
-        if len(per_phase) == 2:  # the gain's own pairing: each problem's post - pre, init vs baseline
-            pre, post = per_phase["pre-RL"], per_phase["post-RL"]
-            per_phase["RL gain"] = [{p: post[k][p] - pre[k][p] for p in post[k] if p in pre[k]} for k in (0, 1)]
-        for phase, (mine, theirs) in per_phase.items():
-            shared = sorted(set(mine) & set(theirs))
+        for phase in ("pre-RL", "post-RL", "RL gain"):
+            mine, theirs = matrices[init].get(phase), matrices[baseline].get(phase)
+            shared = sorted(set(mine or ()) & set(theirs or ()))
             if len(shared) < 2:
                 continue
-            diff = paired_bootstrap([[mine[p]] for p in shared], [[theirs[p]] for p in shared])
+            diff = paired_bootstrap([mine[p] for p in shared], [theirs[p] for p in shared])
             rows.append([f"{init} − {baseline}", phase, f"{100 * diff.mean:+.1f}",
                          f"{100 * diff.low:+.1f} to {100 * diff.high:+.1f}",
-                         "resolved" if diff.resolved else "not resolved (interval includes 0)"])
+                         diff.describe(f"{init} ({phase})", baseline)])
     return rows
+
+
+def _over(data: RunData) -> str:
+    return "problems, one seed" if len(data.seeds) == 1 else f"problems and {len(data.seeds)} seeds"
 
 
 def paired_sections(data: RunData) -> list[tuple[str, list[str], Rows]]:
     return [(f"{bench}: paired differences of per-problem {data.metric(bench)} (points; 95% bootstrap interval over "
-             "problems, one seed)", ["comparison", "phase", "difference", "95% interval", "verdict"], rows)
+             f"{_over(data)})", ["comparison", "phase", "difference", "95% interval", "verdict"], rows)
             for bench in data.benchmarks if (rows := paired_rows(data, bench))]
+
+
+def resolved_section(sections: list[tuple[str, list[str], Rows]]) -> tuple[str, list[str], Rows]:
+    """The differences whose interval excludes 0, in words (from the verdict column of the given tables)."""
+    verdicts = [r[header.index("verdict")] for _, header, rows in sections if "verdict" in header for r in rows
+                if r[header.index("verdict")] != "—"]
+    resolved = [[v] for v in verdicts if v.endswith(": resolved")]
+    summary = [f"{len(resolved)} of {len(verdicts)} differences are resolved (their 95% interval excludes 0); "
+               "the others are not resolved: their intervals include 0"]
+    return "Resolved differences", ["in words"], [summary, *resolved]
+
+
+def readiness_points(data: RunData, bench: str) -> list[tuple[str, int | None, dict[str, float], float]]:
+    """(init, seed, predictor -> value, RL gain on `bench`) for every SFT init and seed that has an RL gain."""
+    points = []
+    for init in data.variants:
+        gains = data.matrices(init, bench).get("RL gain")
+        for i, seed in enumerate(data.seeds):
+            values = {}
+            ready = seeded(f"eval/ready-{init}", seed)
+            if rbench := next(iter((data.evals.get(ready) or {}).get("results", {})), None):
+                n, rows = data.samples(ready, rbench)
+                correct = [[r["status"] == "correct" for r in s] for s in rows.values()]
+                values.update(readiness.eval_predictors(correct, [[r.get("answer") for r in s] for s in rows.values()],
+                                                        n))
+            checkpoint = (data.diagnostics_by_seed.get(seed) or {}).get("checkpoints", {}).get(init, {})
+            values.update({name: checkpoint[key] for name, key in readiness.DIAGNOSTIC_PREDICTORS.items()
+                           if key in checkpoint})
+            if gains and values:
+                points.append((init, seed, values, sum(g[i] for g in gains.values()) / len(gains)))
+    return points
+
+
+def readiness_sections(data: RunData) -> list[tuple[str, list[str], Rows]]:
+    """The predictors per SFT init (means over seeds), then each predictor's ranking of the inits and its Spearman
+    correlation with the realised RL gain of the first benchmark over (init, seed) points."""
+    bench = data.benchmarks[0] if data.benchmarks else None
+    points = readiness_points(data, bench) if bench else []
+    if not points:
+        return []
+    names = list(dict.fromkeys(k for _, _, values, _ in points for k in values))
+
+    def mean(init: str, name: str) -> float:
+        values = [v[name] for i, _, v, _ in points if i == init and name in v]
+        return sum(values) / len(values) if values else math.nan
+
+    inits = list(dict.fromkeys(p[0] for p in points))
+    gain = {init: sum(g for i, _, _, g in points if i == init) / sum(1 for p in points if p[0] == init)
+            for init in inits}
+    table = [[init, *[f"{mean(init, n):.3f}" for n in names], f"{100 * gain[init]:+.1f}"] for init in inits]
+    ranks = []
+    for name in names:
+        pairs = [(v[name], g) for _, _, v, g in points if name in v]
+        rho = readiness.spearman(*zip(*pairs, strict=True))
+        low, high = readiness.spearman_interval(*zip(*pairs, strict=True))
+        order = " > ".join(sorted(inits, key=lambda i: -mean(i, name)))
+        constant = "— (a side is constant)"
+        ranks.append([name, order, constant if math.isnan(rho) else f"{rho:+.2f}",
+                      constant if math.isnan(low) else f"{low:+.2f} to {high:+.2f}", str(len(pairs))])
+    return [(f"RL-readiness predictors per SFT init (mean over {len(data.seeds)} seed(s)); RL gain on {bench} (points)",
+             ["init", *names, "RL gain"], table),
+            (f"Predictors ranked (highest first) and their Spearman rho with the RL gain on {bench} over (init, seed) "
+             "points, 95% bootstrap interval", ["predictor", "inits, highest first", "Spearman rho", "95% interval",
+                                                 "points"], ranks)]
 
 
 def mean_metrics(data: RunData) -> list[str]:
@@ -338,6 +462,10 @@ def figures(data: RunData, out: Path) -> dict[str, Path]:
 
 
 def score_sections(data: RunData) -> list[tuple[str, list[str], Rows]]:
+    if len(data.seeds) > 1:
+        return [(f"{bench} ({data.metric(bench)}, %): mean over problems and seeds {data.seeds} [95% interval]",
+                 ["init", "pre-RL", "post-RL", "RL gain (pts)", "verdict", "RL budget spent"], score_rows(data, bench))
+                for bench in data.benchmarks]
     return [(f"{bench} ({data.metric(bench)}, %): pre-RL, post-RL, RL gain, budget spent",
             ["init", "pre-RL", "post-RL", "RL gain (pts)", "RL budget spent"], score_rows(data, bench))
            for bench in data.benchmarks]
@@ -350,6 +478,8 @@ def scores_markdown(run_dir: str | Path) -> str:
 
 def sections(data: RunData) -> list[tuple[str, list[str], Rows]]:
     out = score_sections(data) + paired_sections(data)
+    out.append(resolved_section(out))
+    out += readiness_sections(data)
     if len(data.benchmarks) > 1:
         out.insert(0, mean_section(data))
     out.append(("Every eval run (%, ± stderr)", *eval_rows(data)))

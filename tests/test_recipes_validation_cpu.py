@@ -121,6 +121,6 @@ def test_packaged_recipes_validate_and_print_their_plan(path, tmp_path, capsys):
 
 
 def test_packaged_recipe_folders_are_not_empty():
-    assert len(_packaged("paper")) >= 5 and len(_packaged("demo")) == 1 and len(_packaged("accelerate")) == 4
+    assert len(_packaged("paper")) >= 5 and len(_packaged("demo")) == 2 and len(_packaged("accelerate")) == 4
     gpu = {path.stem.removeprefix("math_qwen25_math_1p5b_") for path in _packaged("ablations")}
     assert len(gpu) >= 5 and gpu == {path.stem for path in _packaged("ablations/cpu")}  # each has a CPU twin
