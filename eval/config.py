@@ -12,26 +12,21 @@ from typing import Literal
 
 from prift.eval.benchmarks import benchmark_names
 from prift.eval.templates import TEMPLATES
-from prift.models.embedded import EMBEDDED_NAME
-from prift.models.loading import ATTENTION_HELP
+from prift.models.arguments import ModelArguments
 
 SAMPLING_FALLBACK = {"temperature": 0.0, "top_p": 1.0}  # where neither the user nor the benchmark sets them
 CHAT_SETTINGS = {"on": "true", "off": "false", "yes": "true", "no": "false", "1": "true", "0": "false"}
 
 
 @dataclass
-class EvalConfig:
-    """Configuration of `prift eval`."""
+class EvalConfig(ModelArguments):
+    """Configuration of `prift eval` (the model group, `ModelArguments`, is the one sft and rl share)."""
 
     # the names every subcommand shares (docs/options.md); the old ones still work, with a note
-    renamed_options = {"model": "model_name_or_path", "limit": "max_samples", "chat_template": "use_chat_template",
+    renamed_options = {**ModelArguments.renamed_options, "limit": "max_samples", "chat_template": "use_chat_template",
                        "vllm_max_model_len": "vllm_max_model_length"}
     negated_options = {"overwrite": "resume"}
 
-    model_name_or_path: str = field(
-        default=EMBEDDED_NAME,
-        metadata={"help": "Checkpoint to evaluate: a hub id, a local HF checkpoint folder, or `smollm2-135m-instruct` "
-                          "(the embedded SmolLM2-135M-Instruct)."})
     benchmarks: str = field(
         default="gsm8k",
         metadata={"help": f"Comma-separated benchmarks: {', '.join(benchmark_names())}; or `all` (every built-in one). NAME=PATH adds a math benchmark NAME from a local "
@@ -80,10 +75,6 @@ class EvalConfig:
     seed: int = field(default=0, metadata={"help": "Sampling seed (each batch is seeded from it and its index)."})
     backend: Literal["hf", "vllm"] = field(default="hf", metadata={"help": "Generation backend: hf (transformers, CPU-capable) or "
                                                          "vllm (needs the vllm extra and a GPU)."})
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = field(default="auto", metadata={"help": "auto (bf16 on a bf16-capable GPU, else fp32), float32, "
-                                                         "bfloat16, float16."})
-    attn_implementation: str | None = field(
-        default=None, metadata={"help": ATTENTION_HELP + " HF backend only (vLLM picks its own kernels)."})
     device: str | None = field(default=None, metadata={"help": "HF backend device; default cuda when present (under "
                                                                   "`accelerate launch`: each rank's own GPU)."})
     batch_size: int = field(default=8, metadata={"help": "HF backend: sequences per generate call."})
