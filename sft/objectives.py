@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from prift.core.registry import Registry
 from prift.sft.topk import bucket_cross_entropy, bucket_kl, log_tail
 
 KL_DIRECTIONS = ("forward", "reverse")
@@ -63,25 +64,20 @@ class Term:
         return {n: p.default for n, p in list(inspect.signature(self.fn).parameters.items())[1:]}
 
 
-TERMS: dict[str, Term] = {}
+TERMS: Registry[Term] = Registry("loss term")
 
 
 def register_term(name: str, replaces_nll: bool = False):
     """Decorator adding a loss term to `TERMS`; a duplicate name is an error."""
 
     def wrap(fn):
-        if name in TERMS:
-            raise ValueError(f"loss term {name!r} is already registered")
-        TERMS[name] = Term(name, fn, replaces_nll)
+        TERMS.add(name, Term(name, fn, replaces_nll))
         return fn
 
     return wrap
 
 
-def get_term(name: str) -> Term:
-    if name not in TERMS:
-        raise ValueError(f"unknown loss term {name!r}; valid terms: {', '.join(sorted(TERMS))}")
-    return TERMS[name]
+get_term = TERMS.get
 
 
 def check_terms(terms: dict) -> None:
