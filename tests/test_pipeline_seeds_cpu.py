@@ -13,7 +13,7 @@ import pytest
 
 from prift import main
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]  # a 29-stage recipe (~1 min)
 SEEDS = (1, 2)
 VARIANTS = ("nll", "prift_mass")
 
