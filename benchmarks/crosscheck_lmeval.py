@@ -67,7 +67,7 @@ def task_yaml(folder: Path, task: str, data: Path) -> str:
     elif task == "medqa":
         (folder / "local_medqa.py").write_text(
             "def process_docs(dataset):\n    return dataset.map(lambda d: {'sent1': d['data']['question'], "
-            "'label': 'ABCD'.index(d['data']['answer_idx']), **{f'ending{i}': d['data']['options'][k] "
+            "'label': 'ABCD'.index(d['data']['answer_idx']), **{f'ending{i}': d['data'][f'option_{k}'] "
             "for i, k in enumerate('ABCD')}})\n")
         name, body = "medqa_prift_local", (
             f"include: {tasks / 'medqa' / 'medqa.yaml'}\ntask: medqa_prift_local\ndataset_path: json\n"

@@ -12,8 +12,8 @@
 | power      | power   | online    | p(y_t)^0.5                                       |
 | rho1       | rho1    | online    | top 60% of tokens by CE_online - CE_ref          |
 | signed     | signed  | online    | +1 / -1 from the data's per-row `sign`           |
-| asft       | prob    | online    | p(y_t), + 0.05 KL_k(p_ref || p_theta) (ASFT)     |
-| gift       | nll     | online    | 1, on GIFT's soft target softmax(log p_ref + 2*1[y]) |
+| asft       | prob    | online    | p(y_t), + 0.1 KL_k(p_ref || p_theta) (ASFT)      |
+| gift       | nll     | online    | 1, on GIFT's soft target softmax(log p_ref + 20*1[y]) |
 | eksft      | eksft   | online    | 0 on the top 20% by entropy and by KL to p_ref   |
 | pear       | pear    | online    | exp(clip(suffix log-ratio online / reference))   |
 | pear_sequence | pear | online    | exp(clip(sequence log-ratio))                    |
@@ -62,8 +62,8 @@ METHODS: dict[str, Method] = {
     "power": Method("power", "online", {"alpha": 0.5}),
     "rho1": Method("rho1", "online", {"ratio": 0.6}),
     "signed": Method("signed", "online", {"negative_weight": 1.0}),
-    "asft": Method("prob", "online", {}, {"kl_anchor": {"coef": 0.05, "direction": "forward"}}),
-    "gift": Method("nll", "online", {}, {"gift": {"beta": 2.0}}),
+    "asft": Method("prob", "online", {}, {"kl_anchor": {"coef": 0.1, "direction": "forward"}}),
+    "gift": Method("nll", "online", {}, {"gift": {"beta": 20.0}}),
     "eksft": Method("eksft", "online", {"entropy_ratio": 0.2, "kl_ratio": 0.2}),
     "pear": Method("pear", "online", {"level": "token", "gamma": 1.0, "clip": 5.0}),
     "pear_sequence": Method("pear", "online", {"level": "sequence", "clip": 5.0}),

@@ -92,13 +92,14 @@ def check_terms(terms: dict) -> None:
 
 
 @register_term("kl_anchor")
-def kl_anchor(topk: TopK, coef: float = 0.05, direction: str = "forward") -> torch.Tensor:
+def kl_anchor(topk: TopK, coef: float = 0.1, direction: str = "forward") -> torch.Tensor:
     """A_t = coef * KL_k(p_ref || p_theta) (direction=forward) or coef * KL_k(p_theta || p_ref) (reverse).
 
     Anchored SFT (ASFT; Zhu et al., arXiv:2509.23753): DFT's loss plus a KL anchor to the base model,
-    L = sum_t [sg(p_theta(y_t)) CE_t + lambda KL_t] / N. Its public code computes KL(p_ref || p_theta) (forward here),
-    the paper writes the reverse; both are offered. coef = 0.05 is prift's default: the paper's lambda was not
-    reachable from here."""
+    L = sum_t [sg(p_theta(y_t)) CE_t + lambda KL_t] / N. Its public code (github.com/zhuchichi56/ASFT, train_v2.py at
+    42e2560: `F.kl_div(log_softmax(online), softmax(ref))` over the full vocabulary, `kl_weight=0.1`, mean over
+    response tokens) computes KL(p_ref || p_theta), the forward direction here, with lambda = 0.1: prift's defaults.
+    The reverse direction is offered too."""
     return coef * topk.kl(direction)
 
 
@@ -118,12 +119,14 @@ def gift_target(topk: TopK, beta: float) -> tuple[torch.Tensor, torch.Tensor, to
 
 
 @register_term("gift", replaces_nll=True)
-def gift(topk: TopK, beta: float = 2.0) -> torch.Tensor:
+def gift(topk: TopK, beta: float = 20.0) -> torch.Tensor:
     """C_t = H_k(T_t, p_theta) with T_t = softmax(log p_ref + beta * 1[y_t]) (GIFT, Zhao et al., arXiv:2601.09233:
     the one-hot SFT target is the zero-temperature limit, beta -> inf; beta = 0 distils the reference).
 
     The cross-entropy is on the top-k atoms, y_t as its own atom, and the rest as one bucket (exact at k = |V|). The
-    formula is the issue's statement of GIFT's target; beta = 2.0 is prift's default (the paper's was not reachable)."""
+    authors' code (github.com/zzy1127/GIFT @120a2f7, verl/trainer/fsdp_gift_trainer.py and
+    exp_scripts/run_gift_training.sh) builds this target over the full vocabulary with beta = 20 and
+    smooth_lambda = 0, averaged over response tokens: prift's defaults."""
     probs, tail, online = gift_target(topk, beta)
     online_log_tail = log_tail(online)
     return bucket_cross_entropy(probs, tail, online.clamp(min=-1e30), online_log_tail)
