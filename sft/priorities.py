@@ -169,8 +169,11 @@ def rho1(signals: Signals, mask: torch.Tensor, ratio: float = 0.6) -> torch.Tens
 def eksft(signals: Signals, mask: torch.Tensor, entropy_ratio: float = 0.2, kl_ratio: float = 0.2) -> torch.Tensor:
     """m_t = 0 on the top ceil(entropy_ratio * n) scored tokens by the online entropy H_t and on the top
     ceil(kl_ratio * n) by KL_k(p_theta || p_ref), else 1 (EKSFT, Liu et al., arXiv:2605.29303: tokens of high entropy
-    or high KL to the reference are left out of imitation). Fractions over the micro-batch's scored tokens; the
-    paper's exact ratios were not reachable from here, 0.2 each is prift's default."""
+    or high KL to the reference are left out of imitation). Fractions over the micro-batch's scored tokens. The
+    authors' code (github.com/MINE-USTC/EKSFT @0908ab2, eksft/trainer.py and examples/example_eksft/eksft.sh) uses
+    the same union mask over the batch's response tokens, KL(p_theta || p_ref), with top_k_ratio = 0.2: prift's
+    defaults. It also adds an entropy bonus and a KL penalty (lambda 0.05 each) on the masked tokens, which this
+    rule leaves out (a `kl_anchor` loss term gives the penalty)."""
     dropped = top_fraction(signals["entropy"], mask, entropy_ratio) + top_fraction(signals["topk_kl"], mask, kl_ratio)
     return (dropped == 0).float()
 
