@@ -12,7 +12,6 @@ import base64
 import hashlib
 import json
 import pickle
-import types
 import zlib
 
 import pytest
@@ -251,12 +250,16 @@ def test_absent_data_names_the_files_to_download_and_where(tmp_path, write_jsonl
 def test_results_json_records_release_files_and_window(tmp_path, write_jsonl):
     from prift.eval.backends import Generation
     from prift.eval.runner import evaluate
+    from prift.models.tiny import tiny_tokenizer
 
     folder = _release_folder(tmp_path, write_jsonl)
     solutions = {"p1": "print(input())", "p2": LEETCODE, "p3": "print(input())"}
 
+    plain = tiny_tokenizer()
+    plain.chat_template = None  # prompts as plain text; a real tokenizer, since eval records its stop tokens
+
     class Canned:
-        tokenizer = types.SimpleNamespace(chat_template=None)
+        tokenizer = plain
 
         def generate(self, prompts, counts, sampling, seed):
             ids = [next(q for q in solutions if f"Problem {q}." in prompt) for prompt in prompts]
