@@ -6,7 +6,8 @@ By default (``verbose`` off) a stage shows one training progress bar and, at eve
 
 instead of the Trainer's raw metric dict; the data-preparation and shard-writing bars of ``datasets`` and
 ``transformers`` are off, and the warnings listed in ``HARMLESS_WARNINGS`` are silenced. ``--verbose`` (or
-``PRIFT_VERBOSE=1``, which ``prift run`` passes to its stages) restores everything. Every logged value still goes to
+``PRIFT_VERBOSE=1``, which ``prift run`` passes to its stages) restores everything; ``prift eval`` turns the
+libraries' bars off the same way and keeps its own (``--progress``). Every logged value still goes to
 ``trainer_state.json`` / run.json and to the ``report_to`` integrations: only the console changes.
 """
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from prift.core.console import quiet_libraries, verbose_default
 from prift.core.provenance import RunRecord, ensure_writable, write_json_atomic
 from prift.eval.backends import Backend, Sampling, make_backend
 from prift.eval.benchmarks import Benchmark, Problem, get_benchmark
@@ -302,6 +303,7 @@ def evaluate(config: EvalConfig, backend: Backend | None = None) -> Path:
     from accelerate.utils import gather_object
 
     out = ensure_writable(config.output_dir)
+    quiet_libraries(verbose_default())  # prift's own progress bar stays (--progress); $PRIFT_VERBOSE restores theirs
     state = launch_state()
     record = RunRecord("eval", config, seed=config.seed)
     backend = backend or make_backend(config.backend, config.model_name_or_path, **backend_settings(config, state))
