@@ -184,3 +184,35 @@ register_dataset(DatasetSpec(
     files=dict.fromkeys(MBPP_SPLITS, "mbpp/mbpp.jsonl"),
     hub={split: HubSource("google-research-datasets/mbpp", "full", split) for split in MBPP_SPLITS},
     keep=lambda row, split: int(row["task_id"]) in MBPP_SPLITS[split], gold_column="tests"))
+
+
+@dataclass
+class DataArguments:
+    """The data options `prift sft` and `prift rl` share (one name, type and help each; docs/options.md), a dataclass
+    mixin like TRL's dataset arguments. What a row must hold differs by stage: SFT needs a response, RL a gold field."""
+
+    renamed_options = {"dataset_adapter": "dataset_format"}  # core.config reads it: the old name still works
+
+    dataset: str = field(
+        default="gsm8k",
+        metadata={"help": f"The data: a built-in dataset ({', '.join(DATASETS.names())}; SFT, RL and eval ask its "
+                          "rows the same prompt), a local .jsonl/.json/.parquet/.csv file, or (sft) a hub dataset id. "
+                          "sft rows: TRL's prompt/completion or messages format; rl rows: a `prompt` column plus the "
+                          "gold columns its rewards read (`answer`, `tests`, ...)."})
+    dataset_split: str = field(default="train", metadata={"help": "Split to load (built-in datasets, hub ids)."})
+    dataset_format: str = field(
+        default="auto",
+        metadata={"help": "How a file's rows are read: auto (by the dataset's name or the file's columns), a built-in "
+                          "dataset's layout ("
+                          + ", ".join(f"{name}: {'/'.join(DATASETS.get(name).fields)}" for name in DATASETS.names())
+                          + "), or sft prompt_completion (plain-text prompt/completion rows) / rl prompt (a prompt "
+                            "column + gold columns)."})
+    data_dir: str | None = field(
+        default=None,
+        metadata={"help": "Folder of local benchmark data (<data_dir>/gsm8k/train.jsonl, ...); default "
+                          "$PRIFT_DATA_DIR, else ../shared/data of the checkout when present, else the hub."})
+    max_samples: int | None = field(default=None, metadata={"help": "Use only the first N rows of the dataset."})
+    use_chat_template: bool = field(
+        default=True,
+        metadata={"help": "Render prompts (and SFT completions) as chat messages with the tokenizer's chat template "
+                          "(false: plain text, for base models without a template)."})

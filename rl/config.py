@@ -19,7 +19,7 @@ from typing import Literal
 from trl import GRPOConfig
 
 from prift.core.console import ConsoleArguments
-from prift.core.datasets import DATASETS
+from prift.core.datasets import DataArguments
 from prift.models.arguments import ModelArguments
 from prift.models.hardware import HardwareDefaults, parse_mapping
 from prift.rewards.registry import reward_names
@@ -31,14 +31,14 @@ OVERLONG = "soft_overlong"
 
 
 @dataclass
-class PriftRLConfig(HardwareDefaults, ConsoleArguments, ModelArguments, GRPOConfig):
+class PriftRLConfig(HardwareDefaults, ConsoleArguments, ModelArguments, DataArguments, GRPOConfig):
     r"""Configuration of the GRPO/DAPO stage (`prift rl`).
 
     Per prompt, G completions are sampled and scored by the weighted sum of the reward functions,
     r_i = sum_f w_f r_f,i; advantages are A_i = (r_i - mean_G(r)) / (std_G(r) + 1e-4) (`scale_rewards=group`).
     """
 
-    renamed_options = {**ModelArguments.renamed_options, "rollout_backend": "backend",
+    renamed_options = {**ModelArguments.renamed_options, **DataArguments.renamed_options, "rollout_backend": "backend",
                        "validation_limit": "validation_max_samples"}  # docs/options.md
 
     tokenizer_name_or_path: str | None = field(
@@ -46,30 +46,11 @@ class PriftRLConfig(HardwareDefaults, ConsoleArguments, ModelArguments, GRPOConf
         metadata={"help": "Tokenizer (and chat template) that renders prompts; default: the start checkpoint's own. "
                           "Its chat template and EOS must equal the start checkpoint's, else the run stops with an "
                           "error naming both."})
-    dataset: str = field(
-        default="gsm8k",
-        metadata={"help": f"Prompts with gold fields: a built-in dataset ({', '.join(DATASETS.names())}; prompts as SFT and eval ask them) or a local "
-                          ".jsonl/.json/.parquet/.csv file with a `prompt` column plus the gold columns its rewards "
-                          "read (`answer`, `tests`, ...)."})
-    dataset_split: str = field(default="train", metadata={"help": "Split of a built-in dataset."})
-    dataset_format: str = field(
-        default="auto",
-        metadata={"help": "Row format of a local file: a built-in dataset's layout ("
-                          + ", ".join(f"{name}: {'/'.join(DATASETS.get(name).fields)}" for name in DATASETS.names())
-                          + "), prompt (a prompt column + gold columns), or auto (by its columns)."})
-    data_dir: str | None = field(
-        default=None,
-        metadata={"help": "Folder of local benchmark data (<data_dir>/gsm8k/train.jsonl, ...); default "
-                          "$PRIFT_DATA_DIR, else ../shared/data of the checkout when present, else the hub."})
-    max_samples: int | None = field(default=None, metadata={"help": "Use only the first N rows of the dataset."})
     instruction: str | None = field(
         default=None,
-        metadata={"help": "Text appended to every prompt; default: the dataset's own (e.g. 'Put the final answer in "
-                          "\\boxed{}.' for math). An empty string appends nothing."})
-    use_chat_template: bool = field(
-        default=True,
-        metadata={"help": "Send prompts as chat messages rendered by the tokenizer's chat template (false: plain "
-                          "text prompts, for base models without a template)."})
+        metadata={"help": "Text appended to every prompt; default: a built-in dataset's own instruction (the one SFT "
+                          "and eval use, prift.core.datasets), nothing for a prompt file. An empty string appends "
+                          "nothing."})
     rewards: list[str] = field(
         default_factory=lambda: ["math_accuracy"],
         metadata={"aliases": ["--reward"], "help": "Reward functions summed into r (weights: --reward_weights): registered names ("

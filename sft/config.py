@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from trl import SFTConfig
 
 from prift.core.console import ConsoleArguments
+from prift.core.datasets import DataArguments
 from prift.models.arguments import ModelArguments
 from prift.models.hardware import HardwareDefaults, parse_mapping
-from prift.sft.data import ADAPTERS, MessagesLoss
+from prift.sft.data import MessagesLoss
 from prift.sft.loss import DIVISORS
 from prift.sft.methods import METHODS, resolve_method
 from prift.sft.priorities import RULES, get_rule
@@ -23,38 +24,20 @@ from prift.sft.sources import REFERENCE_MODES, ReferenceMode
 
 
 @dataclass
-class PriftSFTConfig(HardwareDefaults, ConsoleArguments, ModelArguments, SFTConfig):
+class PriftSFTConfig(HardwareDefaults, ConsoleArguments, ModelArguments, DataArguments, SFTConfig):
     r"""Configuration of the token-priority SFT stage (`prift sft`).
 
     A *method* is a priority rule fed by a signal source (see `prift.sft.methods`):
     `L = sum_t m_t * CE_t * mask_t / D`, with m_t detached.
     """
 
-    renamed_options = {**ModelArguments.renamed_options, "dataset_adapter": "dataset_format"}  # docs/options.md
+    renamed_options = {**ModelArguments.renamed_options, **DataArguments.renamed_options}  # docs/options.md
 
-    dataset: str = field(
-        default="gsm8k",
-        metadata={"help": f"Training data: a built-in dataset ({', '.join(ADAPTERS)}; prompts as RL and eval ask them), a local "
-                          ".jsonl/.json/.parquet/.csv file in TRL's prompt/completion or messages format, or a hub "
-                          "dataset id."})
-    dataset_split: str = field(default="train", metadata={"help": "Split to load (hub ids and built-in adapters)."})
-    dataset_format: str = field(
-        default="auto",
-        metadata={"help": f"How raw rows become TRL rows: auto (by dataset name or columns), {', '.join(ADAPTERS)}."})
-    data_dir: str | None = field(
-        default=None,
-        metadata={"help": "Folder of local benchmark data (<data_dir>/gsm8k/train.jsonl, ...); default "
-                          "$PRIFT_DATA_DIR, else ../shared/data of the checkout when present, else the hub."})
-    max_samples: int | None = field(default=None, metadata={"help": "Use only the first N rows of the dataset."})
     messages_loss: MessagesLoss = field(
         default="completion",
         metadata={"help": "Rows in TRL's messages format: completion (loss on the final assistant turn only; every "
                           "earlier turn is the prompt, as the official PriFT code trains) or all (every token of the "
                           "conversation, TRL's own default for messages rows)."})
-    use_chat_template: bool = field(
-        default=True,
-        metadata={"help": "Render prompts and completions as chat messages with the tokenizer's chat template "
-                          "(false: plain prompt + completion text, for base models without a template)."})
     method: str = field(
         default="prift_prob",
         metadata={"help": f"Method preset: {', '.join(METHODS)}. A comma-separated list runs each in turn into <output_dir>/<method>, sharing one reference "
