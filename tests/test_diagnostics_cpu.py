@@ -57,7 +57,8 @@ def test_fig5_across_saved_checkpoints_is_each_checkpoint_s_own_probabilities(ti
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from prift.recipes import plots
-    from prift.recipes.arithmetic import data_dir
+    from prift.recipes.arithmetic import TASKS
+    data_dir = TASKS["arith"].data_dir
     from prift.recipes.diagnostics import DiagnosticsRun, encode, run_diagnostics
     from prift.recipes.recipe import Diagnostics
     from prift.sft.data import load_sft_dataset

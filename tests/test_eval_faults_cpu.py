@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from prift.recipes.arithmetic import data_dir
+from prift.recipes.arithmetic import TASKS
+
+data_dir = TASKS["arith"].data_dir
 
 
 def eval_command(model: Path, out: Path) -> list[str]:

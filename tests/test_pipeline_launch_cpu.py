@@ -38,7 +38,8 @@ eval: {{benchmarks: gsm8k, data_dir: {eval_data}, max_samples: 2, max_tokens: 4,
 
 @pytest.fixture
 def write_recipe(tmp_path, tiny_checkpoint, arith_rows, write_jsonl, monkeypatch):
-    from prift.recipes.arithmetic import data_dir
+    from prift.recipes.arithmetic import TASKS
+    data_dir = TASKS["arith"].data_dir
 
     monkeypatch.setenv("PRIFT_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")

@@ -66,7 +66,8 @@ def env(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def write_recipe(tiny_checkpoint, tmp_path_factory):
-    from prift.recipes.arithmetic import data_dir
+    from prift.recipes.arithmetic import TASKS
+    data_dir = TASKS["arith"].data_dir
 
     folder = tmp_path_factory.mktemp("recipes")
 

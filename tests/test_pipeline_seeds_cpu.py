@@ -47,7 +47,8 @@ def expected_stages() -> list[str]:
 
 @pytest.fixture(scope="module")
 def run(tiny_checkpoint, tmp_path_factory) -> Path:
-    from prift.recipes.arithmetic import data_dir
+    from prift.recipes.arithmetic import TASKS
+    data_dir = TASKS["arith"].data_dir
 
     folder = tmp_path_factory.mktemp("seeds")
     recipe = folder / "tiny.yaml"

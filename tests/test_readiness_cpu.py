@@ -105,7 +105,8 @@ def test_nll_and_kl_to_base_match_per_token_sums():
 ])
 def test_bad_seeds_and_readiness_name_their_key(extra, message, tiny_checkpoint, tmp_path):
     from prift.core.config import ConfigError
-    from prift.recipes.arithmetic import data_dir
+    from prift.recipes.arithmetic import TASKS
+    data_dir = TASKS["arith"].data_dir
     from prift.recipes.recipe import load_recipe
 
     path = tmp_path / "r.yaml"
@@ -117,7 +118,8 @@ def test_bad_seeds_and_readiness_name_their_key(extra, message, tiny_checkpoint,
 
 
 def test_single_seed_recipes_keep_their_stage_names(tiny_checkpoint, tmp_path):
-    from prift.recipes.arithmetic import data_dir
+    from prift.recipes.arithmetic import TASKS
+    data_dir = TASKS["arith"].data_dir
     from prift.recipes.pipeline import build_stages, split_seed
     from prift.recipes.recipe import load_recipe
 

@@ -12,8 +12,10 @@ import yaml
 
 from prift import main
 from prift.core.config import ConfigError
-from prift.recipes.arithmetic import data_dir
+from prift.recipes.arithmetic import TASKS
 from prift.recipes.recipe import load_recipe
+
+data_dir = TASKS["arith"].data_dir
 
 BASE = {
     "name": "check",

@@ -414,7 +414,8 @@ def test_validation_during_rl_is_prift_eval_at_those_steps_and_leaves_training_u
     checkpoint_choice=best leaves the best step's weights (the earliest on a tie) in output_dir, as run.json says."""
     from prift.eval.config import EvalConfig
     from prift.eval.runner import evaluate
-    from prift.recipes.arithmetic import data_dir
+    from prift.recipes.arithmetic import TASKS
+    data_dir = TASKS["arith"].data_dir
 
     bench = f"arith={data_dir() / 'test.jsonl'}"
     plain = record(run_rl(config(tiny_checkpoint, prompts_jsonl, tmp_path / "plain", budget=4)))
