@@ -1,7 +1,7 @@
 """`evaluate(config) -> results.json path`: generate, grade and score every requested benchmark, resumably.
 
-For each benchmark the problems are cut into fixed chunks (``config.problems_per_chunk()`` problems, the same
-chunks on every run). A chunk's missing samples are generated in one backend call seeded from (seed, benchmark,
+For each benchmark the problems, longest prompt first (lm-eval's batch order: little padding, and an HF chunk is
+lm-eval's batch), are cut into fixed chunks (``config.problems_per_chunk()`` problems, the same chunks on every run). A chunk's missing samples are generated in one backend call seeded from (seed, benchmark,
 chunk index), graded through :mod:`.grading` and appended to ``samples/<benchmark>.jsonl`` before the next chunk
 starts, so a killed run loses at most one chunk and a rerun into the same ``output_dir`` generates only the
 samples that are missing, exactly as the first run would have. ``results.json`` (metrics with standard errors,
@@ -105,8 +105,23 @@ class BenchmarkRun:
         c = self.config
         return {"model": c.model_name_or_path, "backend": c.backend, "template": self.template.name, "chat_template": self.chat,
                 "sampling": asdict(self.sampling), "seed": c.seed, "chunk_size": c.problems_per_chunk(),
+                "chunk_order": "longest_prompt_first",
                 "benchmark_settings": self.bench.settings, "dtype": c.dtype,
                 **({"mc_scoring": "loglik"} if self.loglik else {})}
+
+    @functools.cached_property
+    def ordered(self) -> list[Problem]:
+        """The problems in chunk order: longest prompt first (in tokens, then by text), lm-eval's batch order, so a
+        chunk's prompts pad little and an HF micro-batch holds what lm-eval's batch holds. A problem whose prompt
+        cannot be built goes last (its chunk records the failure)."""
+        def key(problem: Problem) -> tuple[int, int, str]:
+            try:
+                prompt = self.prompt(problem)
+            except Exception:  # noqa: BLE001 - run_chunk records the failure for this problem
+                return 1, 0, ""
+            return 0, -len(self.tokenizer(prompt, add_special_tokens=False)["input_ids"]), prompt
+
+        return sorted(self.loaded.problems, key=key)
 
     def prompt(self, problem: Problem) -> str:
         if self.loglik:
@@ -118,7 +133,7 @@ class BenchmarkRun:
 
     def my_chunks(self) -> list[tuple[int, list[Problem]]]:
         """(chunk index, problems) of the chunks this rank generates: every ``world``-th from ``rank``."""
-        problems, size = self.loaded.problems, self.config.problems_per_chunk()
+        problems, size = self.ordered, self.config.problems_per_chunk()
         starts = range(self.rank * size, len(problems), self.world * size)
         return [(start // size, problems[start : start + size]) for start in starts]
 
@@ -135,7 +150,7 @@ class BenchmarkRun:
         """Rank 0, once every rank has finished ``run``: fold the ranks' shards into the samples file and add up
         the ranks' generation and grading times (``timings``: each rank's ``timing``). Rows are ordered by chunk,
         as a 1-process run writes them; rows of problems not loaded this time go last."""
-        problems, size = self.loaded.problems, self.config.problems_per_chunk()
+        problems, size = self.ordered, self.config.problems_per_chunk()
         chunk = {p.id: i // size for i, p in enumerate(problems)}
         self.store.merge(lambda key: chunk.get(key[0], len(problems)))
         self.timing = {k: sum(t[k] for t in timings) for k in self.timing}

@@ -33,6 +33,15 @@ def eval_args(model: Path, out: Path) -> list[str]:
             "--temperature", "1.0", "--max_tokens", "8", "--chunk_size", "1", "--seed", "11", "--progress", "false"]
 
 
+def chunk_order(model: Path, rows: list[dict]) -> list[str]:
+    """Problem ids longest prompt first (tokens, then text), the order eval cuts its chunks in."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(model))
+    prompts = {r["problem_id"]: r["prompt"] for r in rows}
+    return sorted(prompts, key=lambda i: (-len(tok(prompts[i], add_special_tokens=False)["input_ids"]), prompts[i]))
+
+
 def sample_lines(out: Path, name: str) -> list[dict]:
     return [json.loads(line) for line in (out / "samples" / f"{name}.jsonl").read_text().splitlines()]
 
@@ -84,11 +93,12 @@ def test_two_processes_equal_one_and_a_killed_launch_resumes_with_one(tmp_path, 
                 EVAL_DIE_AT="3,2")
     shards = [killed / "samples" / f"arith.rank{rank}.jsonl" for rank in (0, 1)]
     written = [shard.read_text().splitlines() for shard in shards]
+    order = chunk_order(tiny_checkpoint, sample_lines(one, "arith"))  # chunk i holds problem order[i]
     assert [sorted({json.loads(line)["problem_id"] for line in lines}) for lines in written] == [
-        ["arith/0", "arith/2"], ["arith/1"]]
+        sorted([order[0], order[2]]), [order[1]]]
     assert not (killed / "results.json").exists()
     with open(shards[1], "a") as handle:
-        handle.write('{"problem_id": "arith/3", "sam')  # a line cut short by the kill
+        handle.write('{"problem_id": "%s", "sam' % order[3])  # a line cut short by the kill
 
     run_command(ONE_PROCESS + eval_args(tiny_checkpoint, killed), tmp_path / "cache", EVAL_LOG=str(log))
     assert [w for _, e, w in events(log) if e == "generate"] == seeds[3:]  # only the chunks no rank wrote

@@ -31,7 +31,7 @@ class CountingBackend:
 
     def __init__(self, inner, kill_after: int | None = None) -> None:
         self.inner, self.kill_after = inner, kill_after
-        self.calls, self.samples = 0, 0
+        self.calls, self.samples, self.prompts = 0, 0, []
         self.tokenizer = inner.tokenizer
 
     def generate(self, prompts, counts, sampling, seed):
@@ -39,6 +39,7 @@ class CountingBackend:
             raise SimulatedKill
         self.calls += 1
         self.samples += sum(counts)
+        self.prompts.append(list(prompts))
         return self.inner.generate(prompts, counts, sampling, seed)
 
     def describe(self):
@@ -58,6 +59,21 @@ def hf_backend(tiny):
 def _samples(run_dir: Path, name: str) -> dict:
     rows = [json.loads(line) for line in (run_dir / "samples" / f"{name}.jsonl").read_text().splitlines()]
     return {(r["problem_id"], r["sample"]): (r["completion"], r["status"], r["prompt"]) for r in rows}
+
+
+def test_chunks_hold_the_prompts_longest_first_as_lm_eval_batches_them(tmp_path, hf_backend):
+    questions = ["What is 1 + 1?", "A much longer question about the sum of 2 and 3, asked at length?", "Hi?",
+                 "What is 10 - 4, and why?", "Compute 7 * 6.", "Say 5."]
+    data = tmp_path / "q.jsonl"
+    data.write_text("".join(json.dumps({"question": q, "answer": "2", "prompt": q}) + "\n" for q in questions))
+    backend = CountingBackend(hf_backend)
+    evaluate(EvalConfig(output_dir=str(tmp_path / "out"), model_name_or_path="tiny", benchmarks=f"q={data}",
+                        template="chat", use_chat_template="false", batch_size=2, max_tokens=2, progress=False),
+             backend=backend)
+    tok = hf_backend.tokenizer
+    expected = sorted(questions, key=lambda q: (-len(tok(q, add_special_tokens=False)["input_ids"]), q))
+    assert backend.prompts == [expected[i:i + 2] for i in range(0, len(expected), 2)]
+    assert set(_samples(tmp_path / "out", "q")) == {(f"q/{i}", 0) for i in range(len(questions))}
 
 
 @needs_data
