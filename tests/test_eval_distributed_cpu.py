@@ -98,7 +98,7 @@ def test_two_processes_equal_one_and_a_killed_launch_resumes_with_one(tmp_path, 
         sorted([order[0], order[2]]), [order[1]]]
     assert not (killed / "results.json").exists()
     with open(shards[1], "a") as handle:
-        handle.write('{"problem_id": "%s", "sam' % order[3])  # a line cut short by the kill
+        handle.write(f'{{"problem_id": "{order[3]}", "sam')  # a line cut short by the kill
 
     run_command(ONE_PROCESS + eval_args(tiny_checkpoint, killed), tmp_path / "cache", EVAL_LOG=str(log))
     assert [w for _, e, w in events(log) if e == "generate"] == seeds[3:]  # only the chunks no rank wrote
