@@ -13,7 +13,7 @@ Under ``accelerate launch`` (several processes; CPU ranks meet over gloo) the ev
 rank loads the model on its own device and generates and grades the chunks ``i % num_processes == rank`` into its
 own shard of the samples file. Since a chunk's samples depend only on its seed, which rank generates it changes
 nothing. After each benchmark the ranks wait for each other; rank 0 merges the shards into
-``samples/<benchmark>.jsonl`` (the row order of a 1-process run), scores it and writes results.json, and every rank
+``samples/<benchmark>.jsonl`` (in the benchmark's problem order, as a 1-process run leaves it), scores it and writes results.json, and every rank
 returns its path once it is complete. Resuming reads all shards, so a rerun may use another process count.
 """
 
@@ -148,11 +148,11 @@ class BenchmarkRun:
 
     def finish(self, timings: list[dict]) -> None:
         """Rank 0, once every rank has finished ``run``: fold the ranks' shards into the samples file and add up
-        the ranks' generation and grading times (``timings``: each rank's ``timing``). Rows are ordered by chunk,
-        as a 1-process run writes them; rows of problems not loaded this time go last."""
-        problems, size = self.ordered, self.config.problems_per_chunk()
-        chunk = {p.id: i // size for i, p in enumerate(problems)}
-        self.store.merge(lambda key: chunk.get(key[0], len(problems)))
+        the ranks' generation and grading times (``timings``: each rank's ``timing``). Rows are put in the benchmark's
+        problem order (chunks are cut longest prompt first; exports and readers expect the data's order); rows of
+        problems not loaded this time go last."""
+        position = {p.id: i for i, p in enumerate(self.loaded.problems)}
+        self.store.merge(lambda key: position.get(key[0], len(position)))
         self.timing = {k: sum(t[k] for t in timings) for k in self.timing}
 
     def _error_rows(self, problem: Problem, samples: list[int], error: str, prompt: str = "") -> list[dict]:

@@ -110,10 +110,10 @@ class SampleStore:
 
     def merge(self, order: Callable[[Key], int]) -> None:
         """Fold the shards into ``path``: reread every file, rewrite ``path`` atomically with all rows sorted stably
-        by ``order(key)`` (rows of one chunk stay in the order they were written), then delete the shards. Call it in
-        one process once every writer has finished; without shards it does nothing (``path`` is left as it is)."""
+        by ``order(key)`` (rows that order equally stay in the order they were written), then delete the shards. Call
+        it in one process once every writer has finished; without shards it reorders ``path`` alone."""
         shards = shard_files(self.path)
-        if not shards:
+        if not shards and not self.path.exists():
             return
         self.rows = {}
         self._load()
