@@ -1,7 +1,7 @@
 """The transformers backend: batched, left-padded ``model.generate`` (CPU or one GPU).
 
-Prompts of one call are generated longest first (in tokens; lm-eval's order, so a micro-batch pads little and
-holds what lm-eval's batch holds) in micro-batches of ``batch_size`` sequences, each prompt with
+Prompts of one call are generated in micro-batches of ``batch_size`` sequences (the eval runner hands them over
+longest prompt first, lm-eval's order), each prompt with
 ``num_return_sequences`` = its count (prompts with different counts go in separate groups). Greedy decoding
 generates once per prompt and repeats the result. ``sampling.stop_token_ids`` (when given) are ``generate``'s
 ``eos_token_id`` list; stop strings use transformers' ``stop_strings`` criterion and are then cut from the text.
@@ -66,7 +66,6 @@ class HFBackend:
             if count > 0:
                 groups.setdefault(per_prompt or count, []).append(i)
         for returns, indices in groups.items():
-            indices.sort(key=lambda i: (-self._length(prompts[i]), prompts[i]))  # lm-eval's order: less padding
             step = max(1, self.batch_size // returns)
             for start in range(0, len(indices), step):
                 chunk = indices[start : start + step]
@@ -75,9 +74,6 @@ class HFBackend:
                     samples = outputs[j * returns : (j + 1) * returns]
                     results[i] = samples * counts[i] if sampling.greedy else samples
         return [[Generation(g.text, g.tokens, g.finish_reason) for g in r] for r in results]
-
-    def _length(self, prompt: str) -> int:
-        return len(self.tokenizer(prompt, add_special_tokens=self._add_special_tokens(prompt))["input_ids"])
 
     def _add_special_tokens(self, prompt: str) -> bool:
         bos = self.tokenizer.bos_token
