@@ -115,13 +115,23 @@ class BenchmarkRun:
         chunk's prompts pad little and an HF micro-batch holds what lm-eval's batch holds. A problem whose prompt
         cannot be built goes last (its chunk records the failure)."""
         def key(problem: Problem) -> tuple[int, int, str]:
-            try:
-                prompt = self.prompt(problem)
-            except Exception:  # noqa: BLE001 - run_chunk records the failure for this problem
+            prompt = self.prompts[problem.id]
+            if isinstance(prompt, Exception):
                 return 1, 0, ""
             return 0, -len(self.tokenizer(prompt, add_special_tokens=False)["input_ids"]), prompt
 
         return sorted(self.loaded.problems, key=key)
+
+    @functools.cached_property
+    def prompts(self) -> dict[str, str | Exception]:
+        """Each problem's prompt, built once for ordering and generating (or what building it raised)."""
+        built: dict[str, str | Exception] = {}
+        for problem in self.loaded.problems:
+            try:
+                built[problem.id] = self.prompt(problem)
+            except Exception as exc:  # noqa: BLE001 - a prompt that cannot be built fails its row only
+                built[problem.id] = exc
+        return built
 
     def prompt(self, problem: Problem) -> str:
         if self.loglik:
@@ -169,10 +179,11 @@ class BenchmarkRun:
             if problem.error:
                 rows += self._error_rows(problem, samples, problem.error)
                 continue
-            try:
-                todo.append((problem, self.prompt(problem), samples))
-            except Exception as exc:  # noqa: BLE001 - a prompt that cannot be built fails its row only
-                rows += self._error_rows(problem, samples, f"prompt failed: {type(exc).__name__}: {exc}")
+            prompt = self.prompts[problem.id]
+            if isinstance(prompt, Exception):
+                rows += self._error_rows(problem, samples, f"prompt failed: {type(prompt).__name__}: {prompt}")
+            else:
+                todo.append((problem, prompt, samples))
         if todo and self.loglik:
             rows += self.score_choices([problem for problem, _, _ in todo])
         elif todo:
