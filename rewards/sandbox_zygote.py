@@ -131,9 +131,12 @@ class Runner:
             self._read_status()
         return self.returncode
 
-    def wait(self) -> int:
-        if self.returncode is None:
-            self._read_status()
+    def wait(self, timeout: float | None = None) -> int | None:
+        """The exit status, or None when none came within ``timeout`` s: a process that left the run's group
+        (or a stuck kill) may still hold the status pipe open, and no wait of the grader may be unbounded."""
+        if self.returncode is None and self._status_fd is not None:
+            if select.select([self._status_fd], [], [], timeout)[0]:
+                self._read_status()
         return self.returncode
 
     def close(self) -> None:

@@ -15,7 +15,7 @@ from sandbox_attacks import CONFIG, HONEST, attacks, close_host, make_host, run_
 
 from prift.rewards.code import TestSpec
 from prift.rewards.sandbox import SandboxConfig, _parse_verdict, _slot_dir, current_plan, run_many
-from prift.rewards.sandbox_zygote import idle_pids
+from prift.rewards.sandbox_zygote import Runner, idle_pids
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +174,17 @@ def test_a_fork_bomb_does_not_spend_a_concurrent_run_s_process_budget():
 def test_catalogue_names_every_class_of_issue_13(host):
     groups = {attack.group for attack in attacks(host).values()}
     assert {"verdict", "memory", "kill", "keyring", "network", "metadata", "files", "secrets"} <= groups
+
+
+def test_waiting_for_a_runner_s_end_is_bounded_when_another_process_holds_its_status_pipe():
+    status_r, status_w = os.pipe()  # the write end stays open here, as in an escaped child of the run
+    runner = Runner(os.getpid(), None, None, status_r)
+    try:
+        start = time.monotonic()
+        assert runner.wait(timeout=0.2) is None
+        assert time.monotonic() - start < 2.0
+        os.write(status_w, b"3")
+        assert runner.wait(timeout=0.2) == 3
+    finally:
+        runner.close()
+        os.close(status_w)
