@@ -39,7 +39,7 @@ def seed_score_rows(data: RunData, bench: str) -> Rows:
         cells = [_ci(found[p], p == "RL gain") if p in found else "—" for p in ("pre-RL", "post-RL", "RL gain")]
         gain = found.get("RL gain")
         verdict = "—" if gain is None else gain.describe(f"{init} after RL", f"{init} before RL")
-        rows.append([init, *cells, verdict, data.spent(init)])
+        rows.append([init, *cells, verdict, data.no_variance(init), data.spent(init)])
     return rows
 
 
@@ -73,14 +73,15 @@ def paired_sections(data: RunData) -> list[tuple[str, list[str], Rows]]:
             for bench in data.benchmarks if (rows := paired_rows(data, bench))]
 
 
-def resolved_section(sections: list[tuple[str, list[str], Rows]]) -> tuple[str, list[str], Rows]:
-    """The differences whose interval excludes 0, in words (from the verdict column of the given tables)."""
-    verdicts = [r[header.index("verdict")] for _, header, rows in sections if "verdict" in header for r in rows
+def resolved_section(sections: list[tuple[str, list[str], Rows]]) -> tuple[str, None, Rows]:
+    """The differences whose interval excludes 0, in words (from the verdict column of the given tables); no header:
+    the report lists the sentences."""
+    verdicts = [r[header.index("verdict")] for _, header, rows in sections if "verdict" in (header or ()) for r in rows
                 if r[header.index("verdict")] != "—"]
     resolved = [[v] for v in verdicts if v.endswith(": resolved")]
     summary = [f"{len(resolved)} of {len(verdicts)} differences are resolved (their 95% interval excludes 0); "
                "the others are not resolved: their intervals include 0"]
-    return "Resolved differences", ["in words"], [summary, *resolved]
+    return "Resolved differences", None, [summary, *resolved]
 
 
 def readiness_points(data: RunData, bench: str) -> list[tuple[str, int | None, dict[str, float], float]]:

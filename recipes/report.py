@@ -34,6 +34,7 @@ from prift.recipes.comparisons import paired_sections, readiness_sections, resol
 from prift.recipes.pipeline import SUMMARY_FILE, seeded, split_seed
 
 Rows = list[list[str]]
+NO_VARIANCE = "RL steps without reward variance"
 CAPTIONS = {  # figure name prefix -> heading in the report
     "summary": "Overview",
     "scores_": "Pre- vs post-RL score per init:",
@@ -139,6 +140,16 @@ class RunData:
                              f"completions, {spent['tokens']} tokens, {spent['wall_time_s']:.0f} s)")
         return "; ".join(texts) or "—"
 
+    def no_variance(self, init: str) -> str:
+        """The share of `init`'s RL steps whose prompt groups had no reward variance (TRL's frac_reward_zero_std,
+        mean over logged steps; per seed): those groups have zero advantage and teach nothing."""
+        texts = []
+        for seed in self.seeds:
+            curve = ((self.rl.get(seeded(init, seed)) or {}).get("reward_curve") or {}).get("frac_reward_zero_std")
+            if curve and curve.get("points"):
+                texts.append(f"{100 * sum(v for _, v in curve['points']) / len(curve['points']):.0f}%")
+        return ", ".join(texts) or "—"
+
     def prompt_order_note(self) -> str | None:
         """Whether every RL init trained on the same prompts in the same order under each seed (from the budget's
         order digests; seeds draw their own order)."""
@@ -230,7 +241,7 @@ def score_rows(data: RunData, bench: str) -> Rows:
         if pre and post:
             err = math.hypot(pre[1] or 0.0, post[1] or 0.0)
             gain = f"{100 * (post[0] - pre[0]):+.1f} ± {100 * err:.1f}"
-        rows.append([init, _fmt(pre), _fmt(post), gain, data.spent(init)])
+        rows.append([init, _fmt(pre), _fmt(post), gain, data.no_variance(init), data.spent(init)])
     return rows
 
 
@@ -284,12 +295,17 @@ def eval_rows(data: RunData) -> tuple[list[str], Rows]:
     return header, [[row] + [_fmt(table.cells.get((row, b, m))) for b, m in table.columns] for row in table.rows]
 
 
-def md_table(header: list[str], rows: Rows) -> str:
+def md_table(header: list[str] | None, rows: Rows) -> str:
+    """A markdown table; without a header, a bulleted list of each row's first cell (a section of sentences)."""
+    if header is None:
+        return "".join(f"- {r[0]}\n" for r in rows)
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
 
 
-def html_table(header: list[str], rows: Rows) -> str:
+def html_table(header: list[str] | None, rows: Rows) -> str:
+    if header is None:
+        return "<ul>" + "".join(f"<li>{html.escape(r[0])}</li>" for r in rows) + "</ul>"
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
@@ -349,10 +365,11 @@ def figures(data: RunData, out: Path) -> dict[str, Path]:
 def score_sections(data: RunData) -> list[tuple[str, list[str], Rows]]:
     if len(data.seeds) > 1:
         return [(f"{bench} ({data.metric(bench)}, %): mean over problems and seeds {data.seeds} [95% interval]",
-                 ["init", "pre-RL", "post-RL", "RL gain (pts)", "verdict", "RL budget spent"], score_rows(data, bench))
+                 ["init", "pre-RL", "post-RL", "RL gain (pts)", "verdict", NO_VARIANCE, "RL budget spent"],
+                 score_rows(data, bench))
                 for bench in data.benchmarks]
     return [(f"{bench} ({data.metric(bench)}, %): pre-RL, post-RL, RL gain, budget spent",
-            ["init", "pre-RL", "post-RL", "RL gain (pts)", "RL budget spent"], score_rows(data, bench))
+            ["init", "pre-RL", "post-RL", "RL gain (pts)", NO_VARIANCE, "RL budget spent"], score_rows(data, bench))
            for bench in data.benchmarks]
 
 

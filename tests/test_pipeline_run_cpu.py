@@ -169,3 +169,15 @@ def test_a_failing_stage_is_recorded_and_independent_stages_still_run(env, write
            {"done"}
     assert "sft/broken" in capsys.readouterr().out
     assert "failed" in (tmp_path / "run" / "report" / "report.html").read_text()
+
+
+def test_report_gives_each_init_s_share_of_rl_steps_without_reward_variance(full_run):
+    md = (full_run / "report" / "report.md").read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| init | pre-RL |")).split(" | ")
+    column = header.index("RL steps without reward variance")
+    for init in ("nll", "prift_mass", "base"):
+        history = json.loads((full_run / "rl" / init / "run.json").read_text())["log_history"]
+        shares = [h["frac_reward_zero_std"] for h in history if "frac_reward_zero_std" in h]
+        row = next(line for line in md.splitlines() if line.startswith(f"| {init} | ")).split(" | ")
+        assert row[column] == f"{100 * sum(shares) / len(shares):.0f}%", (init, row)
+    assert "## Resolved differences\n\n- " in md  # sentences, listed
