@@ -3,7 +3,8 @@
 Prompts of one call are generated in micro-batches of ``batch_size`` sequences (the eval runner hands them over
 longest prompt first, lm-eval's order), each prompt with
 ``num_return_sequences`` = its count (prompts with different counts go in separate groups). Greedy decoding
-generates once per prompt and repeats the result. ``sampling.stop_token_ids`` (when given) are ``generate``'s
+generates once per prompt and repeats the result, through :mod:`prift.eval.greedy_hf` (``generate``'s greedy
+search, each row leaving the batch once it stops) unless the model's generation config asks for more. ``sampling.stop_token_ids`` (when given) are ``generate``'s
 ``eos_token_id`` list; stop strings use transformers' ``stop_strings`` criterion and are then cut from the text.
 ``torch.manual_seed(seed)`` before each call makes a call reproducible on its own, so a
 resumed run regenerates a batch exactly as the first run would have. ``loglikelihood`` scores (context,
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 import torch
 
 from prift.eval.backends import BACKENDS, Generation, Sampling, cut_at_stop
+from prift.eval.greedy_hf import greedy_rows, plain_greedy
 from prift.models.loading import load_causal_lm, load_tokenizer, resolve_dtype, resolve_model_path
 
 
@@ -94,12 +96,15 @@ class HFBackend:
             kwargs.update(stop_strings=list(sampling.stop), tokenizer=tok)
         if sampling.stop_token_ids:
             kwargs.update(eos_token_id=list(sampling.stop_token_ids))
-        out = self.model.generate(**batch, **kwargs)
-        new = out[:, batch["input_ids"].shape[1] :]
         eos = ({tok.eos_token_id, tok.pad_token_id} | set(_as_list(self.model.generation_config.eos_token_id))
-               | set(sampling.stop_token_ids))
+               | set(sampling.stop_token_ids)) - {None}
+        if sampling.greedy and plain_greedy(self.model):  # same text as generate's, without its finished rows
+            rows = greedy_rows(self.model, batch, sampling.max_tokens, eos, sampling.stop, tok.decode)
+        else:
+            out = self.model.generate(**batch, **kwargs)
+            rows = out[:, batch["input_ids"].shape[1] :].tolist()
         generations = []
-        for row in new.tolist():
+        for row in rows:
             length = next((i for i, t in enumerate(row) if t in eos), len(row))
             text, stopped = cut_at_stop(tok.decode(row[:length], skip_special_tokens=True), sampling.stop)
             finished = stopped or length < len(row)
