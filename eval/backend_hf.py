@@ -128,26 +128,32 @@ class HFBackend:
     def loglikelihood(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         """``log P(continuation | context)`` of each pair: the sum over the continuation's tokens of
         ``log_softmax(logits)`` at the preceding position, from one forward of ``context + continuation[:-1]``.
-        Pairs go in right-padded micro-batches of ``batch_size``, longest first (padding after a sequence does
-        not change its causal logits)."""
+        Pairs with the same forward input (a multiple-choice problem's one-token choices) share one forward, as
+        lm-eval's context grouping does. Inputs go longest first in left-padded micro-batches of ``batch_size``
+        with position ids from the attention mask, so every row ends at the last column and only the last
+        ``max(len(continuation))`` positions go through the LM head and the softmax."""
         encoded = [self.encode_pair(c, x) for c, x in pairs]
         if any(not ctx or not cont for ctx, cont in encoded):
             raise ValueError("loglikelihood needs a non-empty context and continuation (in tokens)")
-        order = sorted(range(len(encoded)), key=lambda i: -sum(map(len, encoded[i])))
+        readers: dict[tuple[int, ...], list[int]] = {}  # forward input -> the pairs scored from it
+        for i, (ctx, cont) in enumerate(encoded):
+            readers.setdefault(tuple(ctx + cont[:-1]), []).append(i)
+        inputs = sorted(readers, key=len, reverse=True)
         out = [0.0] * len(encoded)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            seqs = [(encoded[i][0] + encoded[i][1])[:-1] for i in chunk]
-            width = max(map(len, seqs))
-            ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], device=self.device)
-            mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=self.device)
-            logprobs = torch.log_softmax(self.model(input_ids=ids, attention_mask=mask).logits.float(), dim=-1)
-            for row, i in enumerate(chunk):
-                ctx, cont = encoded[i]
-                positions = torch.arange(len(ctx) - 1, len(ctx) - 1 + len(cont), device=self.device)
-                targets = torch.tensor(cont, device=self.device)
-                out[i] = logprobs[row, positions, targets].sum().item()
+        for start in range(0, len(inputs), self.batch_size):
+            seqs = inputs[start : start + self.batch_size]
+            width, keep = max(map(len, seqs)), max(len(encoded[i][1]) for s in seqs for i in readers[s])
+            ids = torch.tensor([[pad] * (width - len(s)) + list(s) for s in seqs], device=self.device)
+            mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs], device=self.device)
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                                logits_to_keep=keep).logits[:, -keep:]
+            logprobs = torch.log_softmax(logits.float(), dim=-1)
+            for row, seq in enumerate(seqs):
+                for i in readers[seq]:
+                    cont = torch.tensor(encoded[i][1], device=self.device)
+                    out[i] = logprobs[row, keep - len(cont):].gather(-1, cont[:, None]).sum().item()
         return out
 
 

@@ -3,9 +3,10 @@
 ``model.generate`` keeps every row of a batch in every forward until the last row stops, so one long answer makes
 the finished rows pay for its tail: on the CPU a decode step is dominated by reading each row's KV cache (~65 MB a
 row for a 5-shot GSM8K prompt on SmolLM2-135M), so those rows are most of the cost. This loop does what
-``generate``'s greedy search does (one prefill with ``position_ids`` from the attention mask, then one token a step
-with the cache, ``argmax`` of the last logits) and, after each step, keeps only the rows still running
-(``DynamicCache.batch_select_indices``). A row stops at a stop token (kept as its last token, as ``generate`` keeps
+``generate``'s greedy search does (a prefill, then one token a step with the cache and ``position_ids`` from the
+attention mask, ``argmax`` of the last logits) and, after each step, keeps only the rows still running
+(``DynamicCache.batch_select_indices``). On the CPU the prefill runs each prompt alone, unpadded, and stacks the
+caches left-padded: there the causal attention kernel is faster than the masked one a padded batch needs. A row stops at a stop token (kept as its last token, as ``generate`` keeps
 its EOS) or once its decoded text contains a stop string. Completions equal ``generate``'s up to the float rounding
 of a smaller batch (``benchmarks/eval_throughput.py`` counts identical completions against lm-eval's).
 
@@ -43,13 +44,14 @@ def greedy_rows(model, batch: dict[str, torch.Tensor], max_new_tokens: int, stop
                 stop_strings: Sequence[str], decode: Callable[[list[int]], str]) -> list[list[int]]:
     ids, mask = batch["input_ids"], batch["attention_mask"]
     positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
-    cache, rows = _cache_of(out), [[] for _ in range(ids.shape[0])]
+    rows_first = ids.device.type == "cpu" and ids.shape[0] > 1  # an accelerator is better fed the whole batch
+    logits, cache = (rows_first and _prefill_rows(model, ids, mask)) or _prefill_batch(model, ids, mask, positions)
+    rows = [[] for _ in range(ids.shape[0])]
     cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
     running = torch.arange(ids.shape[0], device=ids.device)  # batch index of each row still in the cache
     positions = positions[:, -1:]
     for _ in range(max_new_tokens):
-        step = out.logits[:, -1, :].argmax(-1)
+        step = logits.argmax(-1)
         keep = []
         for j, (row, token) in enumerate(zip(running.tolist(), step.tolist(), strict=True)):
             rows[row].append(token)
@@ -64,9 +66,40 @@ def greedy_rows(model, batch: dict[str, torch.Tensor], max_new_tokens: int, stop
             running, mask, positions, step = running[index], mask[index], positions[index], step[index]
         mask = torch.cat([mask, mask.new_ones(len(running), 1)], dim=-1)
         positions = positions + 1
-        out = model(input_ids=step[:, None], attention_mask=mask, position_ids=positions, use_cache=True,
-                    **{cache_arg: cache})
+        logits = model(input_ids=step[:, None], attention_mask=mask, position_ids=positions, use_cache=True,
+                       **{cache_arg: cache}).logits[:, -1, :]
     return rows
+
+
+def _prefill_batch(model, ids, mask, positions):
+    """The padded batch's prefill, as ``generate`` does it: (last logits [batch, vocab], cache)."""
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
+    return out.logits[:, -1, :], _cache_of(out)
+
+
+def _prefill_rows(model, ids, mask):
+    """Each row's prompt alone (its real tokens: attention takes the causal kernel instead of the masked one,
+    ~1.6x faster for a 10-row 5-shot batch on the CPU), its keys and values then left-padded to the batch's width
+    and stacked into one cache: the padded batch prefill's result up to float rounding (the padded columns stay
+    masked in every later step). None when the cache has layers other than plain full attention."""
+    from transformers import DynamicCache
+
+    logits, layers = [], []
+    for row, row_mask in zip(ids, mask, strict=True):
+        out = model(input_ids=row[row_mask.bool()][None], use_cache=True, logits_to_keep=1)
+        cache = _cache_of(out)
+        if not isinstance(cache, DynamicCache) or any(type(layer).__name__ != "DynamicLayer" for layer in cache.layers):
+            return None
+        logits.append(out.logits[:, -1, :])
+        layers.append([(layer.keys, layer.values) for layer in cache.layers])
+    width = ids.shape[1]
+
+    def stacked(tensors):  # [1, heads, length, dim] each -> [batch, heads, width, dim], zeros on the left
+        return torch.cat([torch.nn.functional.pad(t, (0, 0, width - t.shape[-2], 0)) for t in tensors])
+
+    merged = [(stacked([row[i][0] for row in layers]), stacked([row[i][1] for row in layers]))
+              for i in range(len(layers[0]))]
+    return torch.cat(logits), DynamicCache(merged, config=model.config)
 
 
 def _cache_of(out):

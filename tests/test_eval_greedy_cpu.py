@@ -1,6 +1,7 @@
 """The HF backend's greedy loop (`prift.eval.greedy_hf`): the same completions, token counts and finish reasons as
 transformers' own greedy ``generate`` on left-padded prompts of different lengths, with rows that stop at
-different steps (stop tokens and stop strings), while each stopped row leaves the batch."""
+different steps (stop tokens and stop strings), with each prompt prefilled on its own and merged into one padded
+cache, while each stopped row leaves the batch."""
 
 from __future__ import annotations
 
@@ -62,16 +63,20 @@ def test_greedy_equals_generate_with_stop_tokens_and_strings(backend, monkeypatc
     assert {g[0].finish_reason for g in ours} <= {"stop", "length"}
 
 
-def test_a_stopped_row_leaves_the_batch(backend):
+def test_each_prompt_is_prefilled_unpadded_and_a_stopped_row_leaves_the_batch(backend):
     stop_ids, _ = stops_at_different_steps(backend)
-    widths = []
-    hook = backend.model.register_forward_pre_hook(lambda _, args, kwargs: widths.append(kwargs["input_ids"].shape[0]),
+    shapes = []
+    hook = backend.model.register_forward_pre_hook(lambda _, args, kwargs: shapes.append(kwargs["input_ids"].shape),
                                                    with_kwargs=True)
     try:
         backend.generate(PROMPTS, [1] * len(PROMPTS), Sampling(max_tokens=12, stop_token_ids=stop_ids), seed=0)
     finally:
         hook.remove()
+    lengths = [len(backend.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in PROMPTS]
+    prefill, widths = shapes[:len(PROMPTS)], [rows for rows, length in shapes[len(PROMPTS):]]
+    assert sorted(length for rows, length in prefill) == sorted(lengths) and {rows for rows, _ in prefill} == {1}
     assert widths[0] == len(PROMPTS) and widths == sorted(widths, reverse=True) and widths[-1] < len(PROMPTS)
+    assert {length for _, length in shapes[len(PROMPTS):]} == {1}
 
 
 def test_a_logits_processor_in_the_generation_config_falls_back_to_generate(backend, monkeypatch):

@@ -87,6 +87,22 @@ def test_loglikelihood_matches_a_naive_forward_per_pair(backend):
     assert got[4] == pytest.approx(backend.loglikelihood([("Answer:", " B")])[0], abs=1e-5)
 
 
+def test_one_token_choices_of_a_context_share_one_forward_row(backend):
+    contexts = ["Question: which letter?\nAnswer:", "A second, longer question with more words in it?\nAnswer:"]
+    pairs = [(c, letter) for c in contexts for letter in "ABCD"]
+    assert all(len(backend.encode_pair(c, x)[1]) == 1 for c, x in pairs)  # else they could not share a forward
+    rows = []
+    hook = backend.model.register_forward_pre_hook(lambda _m, _a, kw: rows.append(kw["input_ids"].shape[0]),
+                                                   with_kwargs=True)
+    try:
+        got = backend.loglikelihood(pairs)
+    finally:
+        hook.remove()
+    assert sum(rows) == len(contexts)
+    for (context, continuation), value in zip(pairs, got, strict=True):
+        assert value == pytest.approx(naive_loglik(backend, context, continuation), abs=1e-4)
+
+
 class CountingScorer:
     """The real backend, counting loglikelihood calls; contexts holding ``fail_on`` raise (a bad problem)."""
 
