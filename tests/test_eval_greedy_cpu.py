@@ -1,7 +1,7 @@
 """The HF backend's greedy loop (`prift.eval.greedy_hf`): the same completions, token counts and finish reasons as
 transformers' own greedy ``generate`` on left-padded prompts of different lengths, with rows that stop at
-different steps (stop tokens and stop strings), with each prompt prefilled on its own and merged into one padded
-cache, while each stopped row leaves the batch."""
+different steps (stop tokens and stop strings), whether the prompts are prefilled as a padded batch or one by one
+and merged into one padded cache, while each stopped row leaves the batch."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 import prift.eval.backend_hf as backend_hf
+import prift.eval.greedy_hf as greedy_hf
 from prift.eval.backend_hf import HFBackend
 from prift.eval.backends import Sampling
 from prift.models.tiny import save_tiny_checkpoint
@@ -51,7 +52,15 @@ def stops_at_different_steps(backend) -> tuple[tuple[int, ...], str]:
     return (int(free[0, 2]), int(free[1, 5])), text
 
 
-def test_greedy_equals_generate_with_stop_tokens_and_strings(backend, monkeypatch):
+@pytest.fixture(params=["batched prefill", "unpadded prefill"])
+def prefill(request, monkeypatch):
+    """Both prefill routes: the padded batch (these prompts are short) and one prompt at a time."""
+    if request.param == "unpadded prefill":
+        monkeypatch.setattr(greedy_hf, "UNPADDED_PREFILL_MIN_TOKENS", 0)
+    return request.param
+
+
+def test_greedy_equals_generate_with_stop_tokens_and_strings(backend, prefill, monkeypatch):
     stop_ids, stop_text = stops_at_different_steps(backend)
     for sampling in (Sampling(max_tokens=12, stop_token_ids=stop_ids),
                      Sampling(max_tokens=12, stop_token_ids=stop_ids, stop=(stop_text,)),
@@ -63,8 +72,9 @@ def test_greedy_equals_generate_with_stop_tokens_and_strings(backend, monkeypatc
     assert {g[0].finish_reason for g in ours} <= {"stop", "length"}
 
 
-def test_each_prompt_is_prefilled_unpadded_and_a_stopped_row_leaves_the_batch(backend):
+def test_each_prompt_is_prefilled_unpadded_and_a_stopped_row_leaves_the_batch(backend, monkeypatch):
     stop_ids, _ = stops_at_different_steps(backend)
+    monkeypatch.setattr(greedy_hf, "UNPADDED_PREFILL_MIN_TOKENS", 0)
     shapes = []
     hook = backend.model.register_forward_pre_hook(lambda _, args, kwargs: shapes.append(kwargs["input_ids"].shape),
                                                    with_kwargs=True)
@@ -86,3 +96,14 @@ def test_a_logits_processor_in_the_generation_config_falls_back_to_generate(back
     assert not backend_hf.plain_greedy(backend.model)
     penalised = [g[0].text for g in backend.generate(PROMPTS, [1] * len(PROMPTS), sampling, seed=0)]
     assert penalised != plain  # generate applied the config's penalty, which the argmax loop would have skipped
+
+
+def test_short_prompts_are_prefilled_as_one_padded_batch(backend):
+    shapes = []
+    hook = backend.model.register_forward_pre_hook(lambda _, args, kwargs: shapes.append(kwargs["input_ids"].shape),
+                                                   with_kwargs=True)
+    try:
+        backend.generate(PROMPTS, [1] * len(PROMPTS), Sampling(max_tokens=3), seed=0)
+    finally:
+        hook.remove()
+    assert shapes[0][0] == len(PROMPTS) and shapes[0][1] < greedy_hf.UNPADDED_PREFILL_MIN_TOKENS
