@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 
 from prift.eval.backends import BACKENDS, Generation, Sampling, cut_at_stop
-from prift.eval.greedy_hf import greedy_rows, plain_greedy
+from prift.eval.greedy_hf import greedy_rows, mask_positions, plain_greedy
 from prift.models.loading import load_causal_lm, load_tokenizer, resolve_dtype, resolve_model_path
 
 
@@ -146,8 +146,7 @@ class HFBackend:
             width, keep = max(map(len, seqs)), max(len(encoded[i][1]) for s in seqs for i in readers[s])
             ids = torch.tensor([[pad] * (width - len(s)) + list(s) for s in seqs], device=self.device)
             mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs], device=self.device)
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=mask_positions(mask),
                                 logits_to_keep=keep).logits[:, -keep:]
             logprobs = torch.log_softmax(logits.float(), dim=-1)
             for row, seq in enumerate(seqs):

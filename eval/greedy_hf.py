@@ -7,8 +7,8 @@ row for a 5-shot GSM8K prompt on SmolLM2-135M), so those rows are most of the co
 attention mask, ``argmax`` of the last logits) and, after each step, keeps only the rows still running
 (``DynamicCache.batch_select_indices``). On the CPU a padded batch of long prompts is prefilled one prompt at a
 time, unpadded, and the caches stacked left-padded: there the causal attention kernel beats the masked one a padded
-batch needs once prompts are long (``UNPADDED_PREFILL_MIN_TOKENS``), while short prompts are cheaper batched. A row stops at a stop token (kept as its last token, as ``generate`` keeps
-its EOS) or once its decoded text contains a stop string. Completions equal ``generate``'s up to the float rounding
+batch needs once prompts are long (``UNPADDED_PREFILL_MIN_TOKENS``), while short prompts are cheaper batched. A
+row stops at a stop token (kept as its last token, as ``generate`` keeps its EOS) or once its decoded text contains a stop string. Completions equal ``generate``'s up to the float rounding
 of a smaller batch (``benchmarks/eval_throughput.py`` counts identical completions against lm-eval's).
 
 Contract: ``greedy_rows(model, batch, max_new_tokens, stop_ids, stop_strings, decode) -> list[list[int]]``, the new
@@ -50,7 +50,7 @@ def plain_greedy(model) -> bool:
 def greedy_rows(model, batch: dict[str, torch.Tensor], max_new_tokens: int, stop_ids: set[int],
                 stop_strings: Sequence[str], decode: Callable[[list[int]], str]) -> list[list[int]]:
     ids, mask = batch["input_ids"], batch["attention_mask"]
-    positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
+    positions = mask_positions(mask)
     rows_first = (ids.device.type == "cpu" and ids.shape[1] >= UNPADDED_PREFILL_MIN_TOKENS
                   and not bool(mask.all()))  # an accelerator is better fed the whole batch
     logits, cache = (rows_first and _prefill_rows(model, ids, mask)) or _prefill_batch(model, ids, mask, positions)
@@ -77,6 +77,11 @@ def greedy_rows(model, batch: dict[str, torch.Tensor], max_new_tokens: int, stop
         logits = model(input_ids=step[:, None], attention_mask=mask, position_ids=positions, use_cache=True,
                        **{cache_arg: cache}).logits[:, -1, :]
     return rows
+
+
+def mask_positions(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids of a left-padded batch: each row's real tokens count from 0 (padding gets 0)."""
+    return (mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
 def _prefill_batch(model, ids, mask, positions):

@@ -52,6 +52,18 @@ def stops_at_different_steps(backend) -> tuple[tuple[int, ...], str]:
     return (int(free[0, 2]), int(free[1, 5])), text
 
 
+def forward_shapes(backend, sampling) -> list[torch.Size]:
+    """The ``input_ids`` shape of every model forward while the backend generates ``PROMPTS``."""
+    shapes = []
+    hook = backend.model.register_forward_pre_hook(lambda _, args, kwargs: shapes.append(kwargs["input_ids"].shape),
+                                                   with_kwargs=True)
+    try:
+        backend.generate(PROMPTS, [1] * len(PROMPTS), sampling, seed=0)
+    finally:
+        hook.remove()
+    return shapes
+
+
 @pytest.fixture(params=["batched prefill", "unpadded prefill"])
 def prefill(request, monkeypatch):
     """Both prefill routes: the padded batch (these prompts are short) and one prompt at a time."""
@@ -75,13 +87,7 @@ def test_greedy_equals_generate_with_stop_tokens_and_strings(backend, prefill, m
 def test_each_prompt_is_prefilled_unpadded_and_a_stopped_row_leaves_the_batch(backend, monkeypatch):
     stop_ids, _ = stops_at_different_steps(backend)
     monkeypatch.setattr(greedy_hf, "UNPADDED_PREFILL_MIN_TOKENS", 0)
-    shapes = []
-    hook = backend.model.register_forward_pre_hook(lambda _, args, kwargs: shapes.append(kwargs["input_ids"].shape),
-                                                   with_kwargs=True)
-    try:
-        backend.generate(PROMPTS, [1] * len(PROMPTS), Sampling(max_tokens=12, stop_token_ids=stop_ids), seed=0)
-    finally:
-        hook.remove()
+    shapes = forward_shapes(backend, Sampling(max_tokens=12, stop_token_ids=stop_ids))
     lengths = [len(backend.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in PROMPTS]
     prefill, widths = shapes[:len(PROMPTS)], [rows for rows, length in shapes[len(PROMPTS):]]
     assert sorted(length for rows, length in prefill) == sorted(lengths) and {rows for rows, _ in prefill} == {1}
@@ -99,11 +105,5 @@ def test_a_logits_processor_in_the_generation_config_falls_back_to_generate(back
 
 
 def test_short_prompts_are_prefilled_as_one_padded_batch(backend):
-    shapes = []
-    hook = backend.model.register_forward_pre_hook(lambda _, args, kwargs: shapes.append(kwargs["input_ids"].shape),
-                                                   with_kwargs=True)
-    try:
-        backend.generate(PROMPTS, [1] * len(PROMPTS), Sampling(max_tokens=3), seed=0)
-    finally:
-        hook.remove()
+    shapes = forward_shapes(backend, Sampling(max_tokens=3))
     assert shapes[0][0] == len(PROMPTS) and shapes[0][1] < greedy_hf.UNPADDED_PREFILL_MIN_TOKENS
